@@ -1,0 +1,381 @@
+"""Run configs: frozen, validated dataclasses; YAML loading; dotted ``--set`` overrides.
+
+A run config is the whole description of one federated run. Every field is checked on
+construction; errors name the key path (and the file and line when loaded from YAML).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from fedhpo._yaml import YamlDoc, load_yaml, scalar
+from fedhpo.errors import ConfigError
+
+ServerOptimizerName = Literal["sgd", "adam", "yogi", "adagrad"]
+PartitionMethod = Literal["iid", "dirichlet", "shards", "natural"]
+
+
+def _check(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(message, key=key)
+
+
+def _unit_open(value: float, key: str) -> None:
+    _check(0.0 <= value < 1.0, key, f"must be in [0, 1), got {value}")
+
+
+@dataclass(frozen=True)
+class PartitionConfig:
+    """How samples are split into clients (for datasets that are not federated already)."""
+
+    method: PartitionMethod | None = None
+    """iid | dirichlet | shards | natural; default: natural if the dataset has clients, else iid."""
+    num_clients: int = 100
+    alpha: float = 0.5
+    """Dirichlet concentration for label skew (smaller is more non-IID)."""
+    shards_per_client: int = 2
+    min_size: int = 10
+    """Smallest number of samples a client may get."""
+
+    def __post_init__(self) -> None:
+        _check(self.num_clients >= 1, "num_clients", f"must be >= 1, got {self.num_clients}")
+        _check(self.alpha > 0, "alpha", f"must be > 0, got {self.alpha}")
+        _check(self.shards_per_client >= 1, "shards_per_client", "must be >= 1")
+        _check(self.min_size >= 1, "min_size", f"must be >= 1, got {self.min_size}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which dataset, its builder options, partition and splits."""
+
+    name: str = "synthetic"
+    options: dict[str, Any] = field(default_factory=dict)
+    """Keyword options of the dataset builder (see ``fedhpo datasets``)."""
+    partition: PartitionConfig = field(default_factory=PartitionConfig)
+    val_fraction: float = 0.1
+    """Share of each client's samples held out for validation."""
+    fraction: float = 1.0
+    """Share of each client's training samples used (a fidelity knob)."""
+    seed: int = 0
+    """Seed of data generation and partitioning (kept apart from the training seed)."""
+
+    def __post_init__(self) -> None:
+        _check(bool(self.name), "name", "must name a dataset")
+        _check(
+            0.0 <= self.val_fraction < 1.0,
+            "val_fraction",
+            f"must be in [0, 1), got {self.val_fraction}",
+        )
+        _check(0.0 < self.fraction <= 1.0, "fraction", f"must be in (0, 1], got {self.fraction}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which model from the registry, and its options (e.g. ``hidden: [64]`` for mlp)."""
+
+    name: str = "mlp"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """Local training: minibatch SGD with momentum, weight decay and FedProx's ``mu``."""
+
+    lr: float = 0.05
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    local_epochs: int = 1
+    local_steps: int | None = None
+    """If set, each client takes exactly this many SGD steps instead of ``local_epochs``."""
+    batch_size: int = 16
+    mu: float = 0.0
+    """FedProx proximal weight: the client loss gains ``mu/2 * ||w - w_global||^2``."""
+
+    def __post_init__(self) -> None:
+        _check(self.lr > 0 and math.isfinite(self.lr), "lr", f"must be > 0, got {self.lr}")
+        _unit_open(self.momentum, "momentum")
+        _check(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
+        _check(self.local_epochs >= 1, "local_epochs", f"must be >= 1, got {self.local_epochs}")
+        if self.local_steps is not None:
+            _check(self.local_steps >= 1, "local_steps", f"must be >= 1, got {self.local_steps}")
+        _check(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
+        _check(self.mu >= 0, "mu", f"must be >= 0, got {self.mu}")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Server optimizer applied to the averaged client delta (Reddi et al., 2021)."""
+
+    optimizer: ServerOptimizerName = "sgd"
+    lr: float = 1.0
+    momentum: float = 0.0
+    beta1: float = 0.9
+    beta2: float = 0.99
+    tau: float = 1e-3
+
+    def __post_init__(self) -> None:
+        _check(self.lr > 0 and math.isfinite(self.lr), "lr", f"must be > 0, got {self.lr}")
+        _unit_open(self.momentum, "momentum")
+        _unit_open(self.beta1, "beta1")
+        _unit_open(self.beta2, "beta2")
+        _check(self.tau > 0, "tau", f"must be > 0, got {self.tau}")
+
+
+@dataclass(frozen=True)
+class FederationConfig:
+    """Rounds, cohort size and evaluation schedule."""
+
+    rounds: int = 30
+    clients_per_round: int | None = None
+    """Cohort size; give this or ``client_fraction`` (default: 10 clients)."""
+    client_fraction: float | None = None
+    eval_every: int = 1
+    """Test-set evaluation period in rounds (the last round is always evaluated)."""
+    val_clients: int | None = None
+    """How many fixed clients validate (default: all clients)."""
+
+    def __post_init__(self) -> None:
+        _check(self.rounds >= 1, "rounds", f"must be >= 1, got {self.rounds}")
+        if self.clients_per_round is not None:
+            _check(self.clients_per_round >= 1, "clients_per_round", "must be >= 1")
+        if self.client_fraction is not None:
+            _check(
+                0.0 < self.client_fraction <= 1.0,
+                "client_fraction",
+                f"must be in (0, 1], got {self.client_fraction}",
+            )
+        _check(
+            self.clients_per_round is None or self.client_fraction is None,
+            "client_fraction",
+            "give either clients_per_round or client_fraction, not both",
+        )
+        _check(self.eval_every >= 1, "eval_every", f"must be >= 1, got {self.eval_every}")
+        if self.val_clients is not None:
+            _check(self.val_clients >= 1, "val_clients", "must be >= 1")
+
+    def cohort_size(self, num_clients: int) -> int:
+        """Number of clients sampled each round in a federation of ``num_clients``."""
+        if self.client_fraction is not None:
+            return max(1, round(self.client_fraction * num_clients))
+        return min(self.clients_per_round or 10, num_clients)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one federated run needs."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    client: ClientConfig = field(default_factory=ClientConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
+    federation: FederationConfig = field(default_factory=FederationConfig)
+    seed: int = 0
+    """Training seed: model init, cohorts, local shuffling."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (YAML/JSON friendly) that :func:`config_from_dict` reads back."""
+        return dataclasses.asdict(self)
+
+    def with_values(self, values: Mapping[str, Any]) -> RunConfig:
+        """A new validated config with dotted paths set, e.g. ``{"client.lr": 0.1}``."""
+        data = self.to_dict()
+        for path, value in values.items():
+            set_path(data, path, value)
+        return config_from_dict(data)
+
+
+# --------------------------------------------------------------------------- schema walking
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return " or ".join(_type_name(a) for a in args) + " or null"
+    if origin is dict:
+        return "a mapping"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against annotation ``tp``; returns the value in canonical form."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], key) if len(inner) == 1 else value
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        _check(value in choices, key, f"must be one of {list(choices)}, got {value!r}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key)
+    if origin is dict:
+        _check(isinstance(value, Mapping), key, f"expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        _check(ok, key, f"expected a number, got {value!r} ({type(value).__name__})")
+        return float(value)
+    if tp is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        _check(ok, key, f"expected an integer, got {value!r} ({type(value).__name__})")
+        return value
+    if tp is bool:
+        _check(isinstance(value, bool), key, f"expected true or false, got {value!r}")
+        return value
+    if tp is str:
+        _check(isinstance(value, str), key, f"expected a string, got {value!r}")
+        return value
+    return value
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    if data is None:
+        data = {}
+    where = prefix or "config"
+    _check(isinstance(data, Mapping), where, f"expected a mapping, got {data!r}")
+    hints = _hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if key not in names:
+            raise ConfigError(f"unknown key; valid keys here: {', '.join(names)}", key=path)
+        kwargs[key] = _coerce(value, hints[key], path)
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:
+        raise exc.located(key_prefix=prefix or None) from None
+
+
+def config_from_dict(data: Mapping[str, Any] | None, source: str | None = None) -> RunConfig:
+    """Build a validated :class:`RunConfig` from a nested mapping."""
+    try:
+        return _build(RunConfig, data or {}, "")
+    except ConfigError as exc:
+        raise exc.located(source=source) from None
+
+
+def set_path(data: dict[str, Any], path: str, value: Any) -> None:
+    """Set ``a.b.c`` in a nested dict, creating intermediate mappings."""
+    parts = path.split(".")
+    node = data
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(
+                f"cannot set a key inside a {type(child).__name__}", key=".".join(parts[: i + 1])
+            )
+        node = child
+    node[parts[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"client.lr=0.1"`` -> ``("client.lr", 0.1)``; values are read as YAML scalars."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"override {text!r} must look like key.path=value, e.g. client.lr=0.1")
+    return key, scalar(raw.strip())
+
+
+def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Apply ``--set`` overrides to a nested dict in place and return it."""
+    for text in overrides:
+        key, value = parse_override(text)
+        try:
+            set_path(data, key, value)
+        except ConfigError as exc:
+            raise exc.located(source="--set") from None
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> RunConfig:
+    """Load a run config from YAML (``None``: the built-in default) and apply overrides."""
+    overrides = list(overrides)
+    doc = YamlDoc({}, {}, "<default>") if path is None else load_yaml(path, ConfigError)
+    if not isinstance(doc.data, dict):
+        raise ConfigError("a run config must be a YAML mapping", source=doc.source)
+    data = apply_overrides(dict(doc.data), overrides)
+    override_keys = {parse_override(o)[0] for o in overrides}
+    try:
+        return _build(RunConfig, data, "")
+    except ConfigError as exc:
+        from_override = exc.key is not None and any(
+            exc.key == k or exc.key.startswith(k + ".") or k.startswith(exc.key + ".")
+            for k in override_keys
+        )
+        if from_override:
+            raise exc.located(source="--set") from None
+        raise exc.located(source=doc.source, line=doc.line_of(exc.key)) from None
+
+
+def dump_config(config: RunConfig, path: str | Path | None = None) -> str:
+    """YAML text of a config; also written to ``path`` when given."""
+    text = yaml.safe_dump(config.to_dict(), sort_keys=False)
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text, encoding="utf-8")
+    return text
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    """What a config path accepts: ``kind`` is float | int | bool | str | choice | any."""
+
+    path: str
+    kind: str
+    choices: tuple[Any, ...] = ()
+    optional: bool = False
+
+
+def field_info(path: str) -> FieldInfo:
+    """Describe the config field at a dotted path (free-form ``options`` accept anything)."""
+    cls: Any = RunConfig
+    parts = path.split(".")
+    for i, part in enumerate(parts):
+        here = ".".join(parts[: i + 1])
+        if not dataclasses.is_dataclass(cls):
+            raise ConfigError("not a config field", key=here)
+        hints = _hints(cls)
+        if part not in hints:
+            valid = ", ".join(f.name for f in dataclasses.fields(cls))
+            raise ConfigError(f"unknown config path; valid keys here: {valid}", key=here)
+        tp = hints[part]
+        optional = False
+        if typing.get_origin(tp) in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(tp) if a is not type(None)]
+            optional = len(args) < len(typing.get_args(tp))
+            tp = args[0]
+        if typing.get_origin(tp) is dict:
+            return FieldInfo(path, "any", optional=True)
+        if i == len(parts) - 1:
+            if typing.get_origin(tp) is Literal:
+                return FieldInfo(path, "choice", typing.get_args(tp), optional)
+            if dataclasses.is_dataclass(tp):
+                raise ConfigError("is a section, not a field", key=here)
+            return FieldInfo(path, tp.__name__, (), optional)
+        cls = tp
+    raise ConfigError("empty config path", key=path)

@@ -1,0 +1,62 @@
+"""The errors fedhpo raises on bad input; the CLI prints them as one line and exits 2."""
+
+from __future__ import annotations
+
+
+class FedhpoError(Exception):
+    """Base class: a problem the user can fix (bad config, space file, data path, study name).
+
+    ``str(error)`` is one line: where (file, line, key), what is wrong, and how to fix it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        key: str | None = None,
+        source: str | None = None,
+        line: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.key = key
+        self.source = source
+        self.line = line
+
+    def located(
+        self, *, source: str | None = None, line: int | None = None, key_prefix: str | None = None
+    ) -> FedhpoError:
+        """Return a copy of this error with the file, line or an outer key path filled in."""
+        key = self.key
+        if key_prefix:
+            key = f"{key_prefix}.{key}" if key else key_prefix
+        return type(self)(
+            self.message,
+            key=key,
+            source=self.source or source,
+            line=self.line if self.line is not None else line,
+        )
+
+    def __str__(self) -> str:
+        where = ""
+        if self.source:
+            where = self.source if self.line is None else f"{self.source}:{self.line}"
+            where += ": "
+        key = f"`{self.key}`: " if self.key else ""
+        return f"{where}{key}{self.message}"
+
+
+class ConfigError(FedhpoError):
+    """A run config (YAML file, ``--set`` override or dict) is invalid."""
+
+
+class SearchSpaceError(FedhpoError):
+    """A search-space file is invalid."""
+
+
+class DataError(FedhpoError):
+    """A dataset cannot be built: missing file, wrong format, bad options."""
+
+
+class StudyError(FedhpoError):
+    """A study cannot be opened, found or used as asked."""

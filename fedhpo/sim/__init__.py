@@ -1,0 +1,1 @@
+"""fedhpo.sim: the PyTorch federated-learning simulator (never imports optuna or plotly)."""

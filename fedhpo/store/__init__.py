@@ -1,0 +1,1 @@
+"""fedhpo.store."""
