@@ -49,7 +49,12 @@ class YamlDoc:
         return None
 
 
+_PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+
+
 def _walk(node: yaml.Node, loader: _Loader, prefix: str, lines: dict[str, int]) -> Any:
+    if isinstance(node, yaml.CollectionNode) and node.tag not in _PLAIN_TAGS:
+        return loader.construct_object(node, deep=True)  # a custom tag: SafeLoader refuses it
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:

@@ -196,7 +196,7 @@ class RunConfig:
 # --------------------------------------------------------------------------- schema walking
 
 
-def _hints(cls: type) -> dict[str, Any]:
+def _hints(cls: Any) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
@@ -249,7 +249,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     return value
 
 
-def _build(cls: type, data: Any, prefix: str) -> Any:
+def _build(cls: Any, data: Any, prefix: str) -> Any:
     if data is None:
         data = {}
     where = prefix or "config"

@@ -1,0 +1,150 @@
+"""Model registry: name -> factory of a ``torch.nn.Module``; built-ins logreg, mlp and cnn."""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+import torch
+from torch import nn
+
+from fedhpo.config import ModelConfig
+from fedhpo.errors import ConfigError
+
+ModelFactory = Callable[..., nn.Module]
+"""``factory(input_shape: tuple[int, ...], num_classes: int, **options) -> nn.Module``."""
+
+F = TypeVar("F", bound=ModelFactory)
+
+_MODELS: dict[str, ModelFactory] = {}
+
+
+def register_model(name: str) -> Callable[[F], F]:
+    """Decorator registering ``factory(input_shape, num_classes, **options)`` under ``name``.
+
+    The factory's keyword parameters after the first two are the model's options (what
+    ``model.options`` in a run config may set); a factory taking ``**kwargs`` accepts any.
+    Registering a taken name raises ``ValueError``.
+    """
+
+    def decorator(factory: F) -> F:
+        if name in _MODELS and _MODELS[name] is not factory:
+            raise ValueError(f"a model named {name!r} is already registered")
+        _MODELS[name] = factory
+        return factory
+
+    return decorator
+
+
+def list_models() -> list[str]:
+    """Names of the registered models, sorted."""
+    return sorted(_MODELS)
+
+
+def model_options(name: str) -> list[str]:
+    """Option names the model ``name`` accepts (its factory's keyword parameters)."""
+    return _option_names(_lookup(name))[0]
+
+
+def build_model(
+    cfg: ModelConfig, input_shape: Sequence[int], num_classes: int, seed: int
+) -> nn.Module:
+    """Build the model ``cfg`` names, with PyTorch's default init drawn from ``seed``.
+
+    The global RNG is forked, so it is left exactly as it was. Unknown names or options raise
+    :class:`~fedhpo.errors.ConfigError` listing the valid ones.
+    """
+    factory = _lookup(cfg.name)
+    valid, accepts_any = _option_names(factory)
+    for key in cfg.options:
+        if not accepts_any and key not in valid:
+            listing = ", ".join(valid) if valid else "none"
+            raise ConfigError(
+                f"unknown option for model {cfg.name!r}; valid options: {listing}",
+                key=f"model.options.{key}",
+            )
+    shape = tuple(int(d) for d in input_shape)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return factory(shape, int(num_classes), **cfg.options)
+
+
+def _lookup(name: str) -> ModelFactory:
+    if name not in _MODELS:
+        raise ConfigError(
+            f"unknown model {name!r}; registered models: {', '.join(list_models())}",
+            key="model.name",
+        )
+    return _MODELS[name]
+
+
+def _option_names(factory: ModelFactory) -> tuple[list[str], bool]:
+    """(keyword option names, whether the factory also takes ``**kwargs``)."""
+    params = list(inspect.signature(factory).parameters.values())[2:]
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    names = [p.name for p in params if p.kind in kinds]
+    return names, any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+# --------------------------------------------------------------------------- built-ins
+
+
+@register_model("logreg")
+def logreg(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    """Multinomial logistic regression: flatten, one linear layer."""
+    return nn.Sequential(
+        OrderedDict(flatten=nn.Flatten(), linear=nn.Linear(math.prod(input_shape), num_classes))
+    )
+
+
+@register_model("mlp")
+def mlp(input_shape: tuple[int, ...], num_classes: int, hidden: Sequence[int] = (64,)) -> nn.Module:
+    """Flatten, then Linear + ReLU per ``hidden`` width, then a linear output layer."""
+    ok = isinstance(hidden, (list, tuple)) and all(
+        isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in hidden
+    )
+    if not ok:
+        raise ConfigError(
+            f"must be a list of positive integers, e.g. [64, 32], got {hidden!r}",
+            key="model.options.hidden",
+        )
+    layers: OrderedDict[str, nn.Module] = OrderedDict(flatten=nn.Flatten())
+    width = math.prod(input_shape)
+    for i, h in enumerate(hidden):
+        layers[f"fc{i}"] = nn.Linear(width, h)
+        layers[f"relu{i}"] = nn.ReLU()
+        width = h
+    layers["out"] = nn.Linear(width, num_classes)
+    return nn.Sequential(layers)
+
+
+@register_model("cnn")
+def cnn(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    """The FedAvg / LEAF CNN: two 5x5 'same' convs (32, 64 channels) with 2x2 max-pooling,
+    a 512-unit ReLU layer and a linear output; built for (1, 28, 28), any (C, H>=4, W>=4) works.
+    """
+    if len(input_shape) != 3 or min(input_shape[1:]) < 4:
+        raise ConfigError(
+            f"model 'cnn' needs image input (channels, height, width) with height and width "
+            f">= 4, got shape {input_shape}; use 'mlp' or 'logreg' for flat features",
+            key="model.name",
+        )
+    channels, height, width = input_shape
+    flat = 64 * (height // 2 // 2) * (width // 2 // 2)
+    return nn.Sequential(
+        OrderedDict(
+            conv1=nn.Conv2d(channels, 32, kernel_size=5, padding=2),
+            relu1=nn.ReLU(),
+            pool1=nn.MaxPool2d(2),
+            conv2=nn.Conv2d(32, 64, kernel_size=5, padding=2),
+            relu2=nn.ReLU(),
+            pool2=nn.MaxPool2d(2),
+            flatten=nn.Flatten(),
+            fc=nn.Linear(flat, 512),
+            relu3=nn.ReLU(),
+            out=nn.Linear(512, num_classes),
+        )
+    )

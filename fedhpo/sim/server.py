@@ -1,0 +1,187 @@
+"""Server side: weighted aggregation of client deltas and the server optimizers applied to it.
+
+The optimizers follow Algorithm 2 of Reddi et al. 2021, "Adaptive Federated Optimization"
+(no bias correction). ``delta`` is the sample-weighted mean of (local - global) parameters,
+so it already points downhill and is *added*: FedAvg is ``sgd`` with lr 1 and momentum 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+import torch
+from torch import Tensor
+
+from fedhpo.config import ServerConfig
+from fedhpo.errors import ConfigError
+from fedhpo.sim.client import ClientUpdate, Params
+
+StateT = TypeVar("StateT")
+
+
+def aggregate(updates: Sequence[ClientUpdate]) -> Params:
+    """Sample-count-weighted mean of the updates' deltas (the pseudo-gradient).
+
+    Accumulates in float64 so identical deltas average back to themselves exactly. Non-finite
+    deltas propagate; deciding what to do with them is the caller's business.
+    """
+    used = [u for u in updates if u.num_samples > 0]
+    if not used:
+        raise ValueError("aggregate needs at least one update with num_samples > 0")
+    total = sum(u.num_samples for u in used)
+    weights = torch.tensor([u.num_samples for u in used], dtype=torch.float64)
+    out: Params = {}
+    for k, ref in used[0].delta.items():
+        stacked = torch.stack([u.delta[k] for u in used]).to(torch.float64)
+        out[k] = (torch.tensordot(weights, stacked, dims=1) / total).to(ref.dtype)
+    return out
+
+
+class ServerOptimizer(Protocol[StateT]):
+    """A pure server update rule. Call ``init`` once, then ``step`` once per round.
+
+    Neither method may modify its arguments in place.
+    """
+
+    def init(self, params: Mapping[str, Tensor]) -> StateT:
+        """The optimizer state before the first round."""
+        ...
+
+    def step(
+        self, params: Mapping[str, Tensor], delta: Mapping[str, Tensor], state: StateT
+    ) -> tuple[Params, StateT]:
+        """New parameters and state after applying the aggregated ``delta``."""
+        ...
+
+
+ServerOptimizerFactory = Callable[[ServerConfig], ServerOptimizer[Any]]
+Fac = TypeVar("Fac", bound=ServerOptimizerFactory)
+
+_OPTIMIZERS: dict[str, ServerOptimizerFactory] = {}
+
+
+def register_server_optimizer(name: str) -> Callable[[Fac], Fac]:
+    """Decorator registering ``factory(cfg: ServerConfig) -> ServerOptimizer`` (e.g. a class).
+
+    Registering a taken name raises ``ValueError``.
+    """
+
+    def decorator(factory: Fac) -> Fac:
+        if name in _OPTIMIZERS and _OPTIMIZERS[name] is not factory:
+            raise ValueError(f"a server optimizer named {name!r} is already registered")
+        _OPTIMIZERS[name] = factory
+        return factory
+
+    return decorator
+
+
+def list_server_optimizers() -> list[str]:
+    """Names of the registered server optimizers, sorted."""
+    return sorted(_OPTIMIZERS)
+
+
+def make_server_optimizer(cfg: ServerConfig) -> ServerOptimizer[Any]:
+    """The optimizer ``cfg.optimizer`` names, configured from ``cfg``."""
+    if cfg.optimizer not in _OPTIMIZERS:
+        names = ", ".join(list_server_optimizers())
+        raise ConfigError(
+            f"unknown server optimizer {cfg.optimizer!r}; registered: {names}",
+            key="server.optimizer",
+        )
+    return _OPTIMIZERS[cfg.optimizer](cfg)
+
+
+@dataclass(frozen=True)
+class ServerState:
+    """State of the built-in optimizers: first moment ``m`` and second moment ``v``.
+
+    Either dict is empty when the optimizer does not use it (FedAvg keeps no state).
+    """
+
+    m: Params = field(default_factory=dict)
+    v: Params = field(default_factory=dict)
+
+
+@register_server_optimizer("sgd")
+class ServerSGD:
+    """``m = momentum * m + delta`` (m starts at 0), ``x = x + lr * m``.
+
+    lr 1 and momentum 0 is FedAvg; momentum > 0 is FedAvgM. Momentum 0 keeps no buffer.
+    """
+
+    def __init__(self, cfg: ServerConfig) -> None:
+        self.lr = cfg.lr
+        self.momentum = cfg.momentum
+
+    def init(self, params: Mapping[str, Tensor]) -> ServerState:
+        if not self.momentum:
+            return ServerState()
+        return ServerState(m={k: torch.zeros_like(p) for k, p in params.items()})
+
+    def step(
+        self, params: Mapping[str, Tensor], delta: Mapping[str, Tensor], state: ServerState
+    ) -> tuple[Params, ServerState]:
+        if not self.momentum:
+            return {k: p.add(delta[k], alpha=self.lr) for k, p in params.items()}, state
+        m = {k: state.m[k].mul(self.momentum).add(delta[k]) for k in params}
+        return {k: p.add(m[k], alpha=self.lr) for k, p in params.items()}, ServerState(m=m)
+
+
+class AdaptiveServerOptimizer:
+    """Adam-style server step; subclasses give the second-moment rule ``second_moment``.
+
+    ``m = beta1 * m + (1 - beta1) * delta``, ``v = second_moment(v, delta**2)``,
+    ``x = x + lr * m / (sqrt(v) + tau)``. State starts at ``m = 0`` and ``v = tau**2``
+    (the paper only asks ``v_{-1} >= tau**2``; this choice makes the first step of all three
+    rules well defined and keeps ``v > 0`` for Yogi's sign-based update).
+    """
+
+    def __init__(self, cfg: ServerConfig) -> None:
+        self.lr = cfg.lr
+        self.beta1 = cfg.beta1
+        self.beta2 = cfg.beta2
+        self.tau = cfg.tau
+
+    def second_moment(self, v: Tensor, delta_sq: Tensor) -> Tensor:
+        """The new second moment from the old one and the squared delta."""
+        raise NotImplementedError
+
+    def init(self, params: Mapping[str, Tensor]) -> ServerState:
+        return ServerState(
+            m={k: torch.zeros_like(p) for k, p in params.items()},
+            v={k: torch.full_like(p, self.tau**2) for k, p in params.items()},
+        )
+
+    def step(
+        self, params: Mapping[str, Tensor], delta: Mapping[str, Tensor], state: ServerState
+    ) -> tuple[Params, ServerState]:
+        m = {k: state.m[k].mul(self.beta1).add(delta[k], alpha=1 - self.beta1) for k in params}
+        v = {k: self.second_moment(state.v[k], delta[k] * delta[k]) for k in params}
+        new = {k: p + self.lr * m[k] / (v[k].sqrt() + self.tau) for k, p in params.items()}
+        return new, ServerState(m=m, v=v)
+
+
+@register_server_optimizer("adam")
+class ServerAdam(AdaptiveServerOptimizer):
+    """FedAdam: ``v = beta2 * v + (1 - beta2) * delta**2``."""
+
+    def second_moment(self, v: Tensor, delta_sq: Tensor) -> Tensor:
+        return v.mul(self.beta2).add(delta_sq, alpha=1 - self.beta2)
+
+
+@register_server_optimizer("yogi")
+class ServerYogi(AdaptiveServerOptimizer):
+    """FedYogi: ``v = v - (1 - beta2) * delta**2 * sign(v - delta**2)``."""
+
+    def second_moment(self, v: Tensor, delta_sq: Tensor) -> Tensor:
+        return v - (1 - self.beta2) * delta_sq * torch.sign(v - delta_sq)
+
+
+@register_server_optimizer("adagrad")
+class ServerAdagrad(AdaptiveServerOptimizer):
+    """FedAdagrad: ``v = v + delta**2``."""
+
+    def second_moment(self, v: Tensor, delta_sq: Tensor) -> Tensor:
+        return v + delta_sq

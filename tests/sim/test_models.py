@@ -1,0 +1,151 @@
+"""Tests for the model registry and the built-in models."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from fedhpo.config import ModelConfig
+from fedhpo.errors import ConfigError
+from fedhpo.sim import models
+from fedhpo.sim.models import build_model, list_models, model_options, register_model
+
+
+def _params(model: nn.Module) -> dict[str, torch.Tensor]:
+    return dict(model.named_parameters())
+
+
+@pytest.fixture
+def registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let a test register models without leaking them into other tests."""
+    monkeypatch.setattr(models, "_MODELS", dict(models._MODELS))
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "shape", "classes"),
+    [
+        ("logreg", {}, (60,), 10),
+        ("logreg", {}, (1, 28, 28), 62),
+        ("mlp", {}, (60,), 10),
+        ("mlp", {"hidden": [32, 16]}, (5,), 3),
+        ("mlp", {"hidden": []}, (4,), 2),
+        ("cnn", {}, (1, 28, 28), 62),
+        ("cnn", {}, (3, 32, 32), 10),
+        ("cnn", {}, (1, 8, 12), 4),
+    ],
+)
+def test_output_shape(name: str, options: dict, shape: tuple[int, ...], classes: int) -> None:
+    model = build_model(ModelConfig(name, options), shape, classes, seed=0)
+    out = model(torch.zeros(7, *shape))
+    assert out.shape == (7, classes)
+
+
+def test_builtins_registered() -> None:
+    assert {"logreg", "mlp", "cnn"} <= set(list_models())
+    assert model_options("mlp") == ["hidden"]
+    assert model_options("cnn") == []
+
+
+def test_mlp_layout() -> None:
+    model = build_model(ModelConfig("mlp", {"hidden": [8, 4]}), (3,), 2, seed=0)
+    shapes = {k: tuple(p.shape) for k, p in _params(model).items()}
+    assert shapes == {
+        "fc0.weight": (8, 3),
+        "fc0.bias": (8,),
+        "fc1.weight": (4, 8),
+        "fc1.bias": (4,),
+        "out.weight": (2, 4),
+        "out.bias": (2,),
+    }
+
+
+def test_cnn_is_the_leaf_cnn() -> None:
+    model = build_model(ModelConfig("cnn"), (1, 28, 28), 62, seed=0)
+    shapes = {k: tuple(p.shape) for k, p in _params(model).items()}
+    assert shapes["conv1.weight"] == (32, 1, 5, 5)
+    assert shapes["conv2.weight"] == (64, 32, 5, 5)
+    assert shapes["fc.weight"] == (512, 64 * 7 * 7)
+    assert shapes["out.weight"] == (62, 512)
+
+
+@pytest.mark.parametrize("name", ["logreg", "mlp", "cnn"])
+def test_init_is_deterministic_per_seed(name: str) -> None:
+    shape = (1, 12, 12)
+    a = _params(build_model(ModelConfig(name), shape, 3, seed=7))
+    b = _params(build_model(ModelConfig(name), shape, 3, seed=7))
+    c = _params(build_model(ModelConfig(name), shape, 3, seed=8))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_global_rng_untouched_and_irrelevant() -> None:
+    state = torch.get_rng_state()
+    a = _params(build_model(ModelConfig("mlp"), (5,), 3, seed=1))
+    assert torch.equal(torch.get_rng_state(), state)
+    torch.rand(10)  # advance the global stream; the model must not depend on it
+    b = _params(build_model(ModelConfig("mlp"), (5,), 3, seed=1))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_uses_pytorch_default_init() -> None:
+    """Same numbers as constructing the layer by hand after seeding the global RNG."""
+    model = build_model(ModelConfig("logreg"), (4,), 3, seed=3)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        ref = nn.Linear(4, 3)
+    assert torch.equal(model.linear.weight, ref.weight)
+    assert torch.equal(model.linear.bias, ref.bias)
+
+
+def test_unknown_model_lists_registered() -> None:
+    with pytest.raises(ConfigError) as err:
+        build_model(ModelConfig("resnet"), (4,), 2, seed=0)
+    assert err.value.key == "model.name"
+    assert "cnn, logreg, mlp" in str(err.value)
+
+
+def test_unknown_option_lists_valid() -> None:
+    with pytest.raises(ConfigError) as err:
+        build_model(ModelConfig("mlp", {"hiden": [3]}), (4,), 2, seed=0)
+    assert err.value.key == "model.options.hiden"
+    assert "hidden" in err.value.message
+    with pytest.raises(ConfigError, match="valid options: none") as err:
+        build_model(ModelConfig("logreg", {"hidden": [3]}), (4,), 2, seed=0)
+    assert err.value.key == "model.options.hidden"
+
+
+@pytest.mark.parametrize("hidden", [[0], ["64"], 64, [True], [1.5]])
+def test_mlp_hidden_validated(hidden: object) -> None:
+    with pytest.raises(ConfigError) as err:
+        build_model(ModelConfig("mlp", {"hidden": hidden}), (4,), 2, seed=0)
+    assert err.value.key == "model.options.hidden"
+
+
+@pytest.mark.parametrize("shape", [(60,), (28, 28), (1, 3, 3)])
+def test_cnn_needs_images(shape: tuple[int, ...]) -> None:
+    with pytest.raises(ConfigError, match="cnn.*channels, height, width"):
+        build_model(ModelConfig("cnn"), shape, 2, seed=0)
+
+
+def test_register_plugin_model(registry: None) -> None:
+    @register_model("tiny")
+    def tiny(input_shape: tuple[int, ...], num_classes: int, *, scale: float = 1.0) -> nn.Module:
+        return nn.Linear(input_shape[0], num_classes, bias=scale > 0)
+
+    assert "tiny" in list_models()
+    model = build_model(ModelConfig("tiny", {"scale": 0.0}), (3,), 2, seed=0)
+    assert model.bias is None
+    with pytest.raises(ConfigError, match="valid options: scale"):
+        build_model(ModelConfig("tiny", {"size": 1}), (3,), 2, seed=0)
+    with pytest.raises(ValueError, match="already registered"):
+        register_model("tiny")(lambda input_shape, num_classes: nn.Identity())
+
+
+def test_register_kwargs_factory_accepts_any_option(registry: None) -> None:
+    @register_model("anything")
+    def anything(input_shape: tuple[int, ...], num_classes: int, **options: object) -> nn.Module:
+        assert options == {"depth": 3}
+        return nn.Linear(input_shape[0], num_classes)
+
+    build_model(ModelConfig("anything", {"depth": 3}), (3,), 2, seed=0)

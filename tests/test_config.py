@@ -1,0 +1,156 @@
+"""Run configs: loading, validation errors with file/key/line, overrides, round trips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fedhpo.config import (
+    RunConfig,
+    config_from_dict,
+    dump_config,
+    field_info,
+    load_config,
+    parse_override,
+)
+from fedhpo.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_default_config_file_equals_builtin_default() -> None:
+    assert load_config(REPO / "configs" / "default.yaml").to_dict() == {
+        **RunConfig().to_dict(),
+        "model": {"name": "mlp", "options": {"hidden": [64]}},
+        "data": {
+            **RunConfig().to_dict()["data"],
+            "options": {"alpha": 1.0, "beta": 1.0, "num_clients": 30},
+        },
+        "federation": {**RunConfig().to_dict()["federation"], "clients_per_round": 10},
+    }
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_load(path: Path) -> None:
+    assert isinstance(load_config(path), RunConfig)
+
+
+def test_round_trip_through_yaml(tmp_path: Path) -> None:
+    config = load_config(None, ["client.lr=0.2", "server.optimizer=adam", "client.mu=0.01"])
+    path = tmp_path / "c.yaml"
+    dump_config(config, path)
+    assert load_config(path) == config
+
+
+def test_overrides_are_typed_like_the_file() -> None:
+    config = load_config(None, ["client.lr=1e-3", "model.options.hidden=[32, 16]"])
+    assert config.client.lr == pytest.approx(1e-3)
+    assert isinstance(config.client.lr, float)
+    assert config.model.options == {"hidden": [32, 16]}
+
+
+def test_int_is_accepted_for_float_but_not_the_reverse() -> None:
+    assert load_config(None, ["client.lr=1"]).client.lr == 1.0
+    with pytest.raises(ConfigError, match="expected an integer, got 1.5"):
+        load_config(None, ["client.local_epochs=1.5"])
+
+
+def test_unknown_key_lists_valid_keys_with_file_and_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "client:\n  lr: 0.1\n  learning_rate: 0.1\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    text = str(info.value)
+    assert f"{path}:3" in text
+    assert "`client.learning_rate`" in text
+    assert "valid keys here: lr, momentum" in text
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "key", "fragment"),
+    [
+        ("client:\n  lr: -0.1\n", "client.lr", "must be > 0, got -0.1"),
+        ("client:\n  lr: fast\n", "client.lr", "expected a number, got 'fast'"),
+        ("federation:\n  client_fraction: 1.5\n", "federation.client_fraction", "(0, 1]"),
+        ("server:\n  optimizer: adamw\n", "server.optimizer", "must be one of"),
+        ("client:\n  momentum: 1.0\n", "client.momentum", "[0, 1)"),
+        ("client: 3\n", "client", "expected a mapping"),
+        (
+            "federation:\n  clients_per_round: 5\n  client_fraction: 0.5\n",
+            "federation.client_fraction",
+            "not both",
+        ),
+    ],
+)
+def test_bad_values_name_file_key_and_problem(
+    tmp_path: Path, yaml_text: str, key: str, fragment: str
+) -> None:
+    path = write(tmp_path, yaml_text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    text = str(info.value)
+    assert str(path) in text and f"`{key}`" in text and fragment in text
+    assert "\n" not in text
+
+
+def test_malformed_yaml_names_file_and_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "client:\n  lr: [0.1,\n")
+    with pytest.raises(ConfigError, match=r"malformed YAML") as info:
+        load_config(path)
+    assert str(path) in str(info.value)
+
+
+def test_missing_file() -> None:
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config("no/such/config.yaml")
+
+
+def test_yaml_is_loaded_safely(tmp_path: Path) -> None:
+    path = write(tmp_path, "seed: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(ConfigError, match="malformed YAML"):
+        load_config(path)
+
+
+def test_bad_override_is_reported_as_set() -> None:
+    with pytest.raises(ConfigError, match=r"^--set: `client.lr`"):
+        load_config(None, ["client.lr=-1"])
+    with pytest.raises(ConfigError, match="key.path=value"):
+        parse_override("client.lr")
+
+
+def test_with_values_validates() -> None:
+    config = RunConfig().with_values({"client.mu": 0.5, "server.optimizer": "yogi"})
+    assert config.client.mu == 0.5 and config.server.optimizer == "yogi"
+    with pytest.raises(ConfigError):
+        RunConfig().with_values({"client.batch_size": 0})
+
+
+def test_configs_are_frozen() -> None:
+    config = config_from_dict({})
+    with pytest.raises(AttributeError):
+        config.client.lr = 1.0  # type: ignore[misc]
+
+
+def test_cohort_size() -> None:
+    assert config_from_dict({}).federation.cohort_size(30) == 10
+    assert config_from_dict({"federation": {"client_fraction": 0.1}}).federation.cohort_size(
+        1000
+    ) == 100
+    assert config_from_dict({"federation": {"clients_per_round": 50}}).federation.cohort_size(
+        30
+    ) == 30
+
+
+def test_field_info() -> None:
+    assert field_info("server.optimizer").choices == ("sgd", "adam", "yogi", "adagrad")
+    assert field_info("client.local_steps").kind == "int"
+    assert field_info("client.local_steps").optional
+    assert field_info("model.options.hidden").kind == "any"
+    with pytest.raises(ConfigError, match="valid keys here"):
+        field_info("client.lrr")
