@@ -1,0 +1,47 @@
+"""Full-fidelity runs: simulate a run config and save its outputs to a folder."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from fedhpo import __version__
+from fedhpo.config import RunConfig, dump_config
+from fedhpo.sim.engine import RoundCallback, run_simulation
+from fedhpo.sim.result import SimulationResult
+
+RESULT_FILE = "result.json"
+WEIGHTS_FILE = "model.pt"
+CONFIG_FILE = "config.yaml"
+
+
+def run(
+    config: RunConfig,
+    out: str | Path | None = None,
+    *,
+    callbacks: Sequence[RoundCallback] = (),
+) -> SimulationResult:
+    """Run ``config`` and, when ``out`` is given, write ``result.json``, the resolved
+    ``config.yaml`` and the final weights ``model.pt`` there (also after Ctrl-C)."""
+    result = run_simulation(config, callbacks=callbacks)
+    if out is not None:
+        save_run(config, result, Path(out))
+    return result
+
+
+def save_run(config: RunConfig, result: SimulationResult, out: Path) -> None:
+    """Write a run's outputs to ``out`` (created if missing)."""
+    out.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "fedhpo_version": __version__,
+        "config": config.to_dict(),
+        "seeds": {"seed": result.seed, "data_seed": result.data_seed},
+        **result.to_dict(),
+        "wall_seconds": result.wall_seconds,
+    }
+    (out / RESULT_FILE).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    dump_config(config, out / CONFIG_FILE)
+    torch.save(result.params, out / WEIGHTS_FILE)
