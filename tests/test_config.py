@@ -139,12 +139,13 @@ def test_configs_are_frozen() -> None:
 
 def test_cohort_size() -> None:
     assert config_from_dict({}).federation.cohort_size(30) == 10
-    assert config_from_dict({"federation": {"client_fraction": 0.1}}).federation.cohort_size(
-        1000
-    ) == 100
-    assert config_from_dict({"federation": {"clients_per_round": 50}}).federation.cohort_size(
-        30
-    ) == 30
+    assert (
+        config_from_dict({"federation": {"client_fraction": 0.1}}).federation.cohort_size(1000)
+        == 100
+    )
+    assert (
+        config_from_dict({"federation": {"clients_per_round": 50}}).federation.cohort_size(30) == 30
+    )
 
 
 def test_field_info() -> None:

@@ -19,6 +19,7 @@ from fedhpo.config import ClientConfig, RunConfig
 from fedhpo.sim.client import ClientUpdate, evaluate, local_update
 from fedhpo.sim.data import FederatedDataset
 from fedhpo.sim.datasets import build_dataset
+from fedhpo.sim.fast import train_cohort_fast
 from fedhpo.sim.models import build_model
 from fedhpo.sim.result import RoundRecord, SimulationResult, Status
 from fedhpo.sim.sampling import (
@@ -74,6 +75,11 @@ def train_cohort_reference(
     return updates
 
 
+#: The trainer :func:`run_simulation` uses unless told otherwise: the vectorized fast path,
+#: which itself falls back to :func:`train_cohort_reference` for models it cannot vectorize.
+default_trainer: CohortTrainer = train_cohort_fast
+
+
 def _finite(params: Params) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in params.values())
 
@@ -83,13 +89,15 @@ def run_simulation(
     dataset: FederatedDataset | None = None,
     *,
     callbacks: Sequence[RoundCallback] = (),
-    trainer: CohortTrainer = train_cohort_reference,
+    trainer: CohortTrainer = default_trainer,
 ) -> SimulationResult:
     """Run one federated training as ``config`` says and return its result.
 
     ``dataset`` may be passed to reuse one already built (its ``data`` section must match
     ``config.data``; ``config.data.fraction`` is applied here). Ctrl-C ends the run after the
-    current client with status ``interrupted``, keeping the rounds done.
+    current client with status ``interrupted``, keeping the rounds done. ``trainer`` trains
+    each round's cohort (default: :data:`default_trainer`; pass :func:`train_cohort_reference`
+    for the plain per-client loop).
     """
     start = time.perf_counter()
     if dataset is None:

@@ -1,1 +1,16 @@
-"""fedhpo.store."""
+"""fedhpo.store: study storage URLs, trial records, leaderboards and best-config export."""
+
+from fedhpo.store._export import best_config, best_trial, export_best
+from fedhpo.store._leaderboard import leaderboard, other_trials, study_summaries
+from fedhpo.store._storage import DEFAULT_STORAGE, open_storage
+
+__all__ = [
+    "DEFAULT_STORAGE",
+    "best_config",
+    "best_trial",
+    "export_best",
+    "leaderboard",
+    "open_storage",
+    "other_trials",
+    "study_summaries",
+]

@@ -1,1 +1,78 @@
-"""fedhpo.tune."""
+"""fedhpo.tune: Optuna search over low-fidelity federated runs, with promotion of the best."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+
+from fedhpo.errors import SearchSpaceError
+from fedhpo.space import SearchSpace, load_space
+from fedhpo.store import DEFAULT_STORAGE, open_storage
+from fedhpo.tune._factories import PRUNERS, SAMPLERS, make_pruner, make_sampler
+from fedhpo.tune._fidelity import full_config
+from fedhpo.tune._objective import Objective, PruningCallback
+from fedhpo.tune._runner import Progress, TuneOptions, promote, run_trials
+
+__all__ = [
+    "PRUNERS",
+    "SAMPLERS",
+    "Objective",
+    "PruningCallback",
+    "TuneOptions",
+    "full_config",
+    "make_pruner",
+    "make_sampler",
+    "promote",
+    "run_trials",
+    "tune",
+]
+
+
+def _check_runnable(space: SearchSpace) -> None:
+    needs_val = any(o.metric.startswith("val_") for o in space.objectives)
+    if needs_val and space.base.data.val_fraction == 0:
+        raise SearchSpaceError(
+            "objective needs validation data but the base config has data.val_fraction: 0; "
+            "set data.val_fraction > 0 or optimize a test_* metric",
+            key="objective",
+            source=space.source,
+        )
+
+
+def tune(
+    space: SearchSpace | str | Path,
+    *,
+    storage: str = DEFAULT_STORAGE,
+    study: str | None = None,
+    trials: int | None = None,
+    jobs: int = 1,
+    timeout: float | None = None,
+    promote_top: int = 0,
+    seeds: int = 3,
+    progress: Progress | None = None,
+    log: Callable[[str], None] = print,
+) -> optuna.Study:
+    """Search ``space`` and return the study; running it again resumes the same study.
+
+    ``trials`` new trials (default: the space's ``tuner.trials``) run in ``jobs`` processes;
+    then the top ``promote_top`` configs are re-run at full fidelity with ``seeds`` seeds.
+    """
+    if not isinstance(space, SearchSpace):
+        space = load_space(space)
+    _check_runnable(space)
+    name = study or Path(space.source).stem
+    opts = TuneOptions(
+        storage=storage,
+        study=name,
+        trials=(space.tuner.trials or 30) if trials is None else trials,
+        jobs=max(1, jobs),
+        timeout=space.tuner.timeout if timeout is None else timeout,
+        promote=promote_top,
+        seeds=seeds,
+    )
+    run_trials(space, opts, progress)
+    if promote_top > 0:
+        promote(space, opts, log)
+    return optuna.load_study(study_name=name, storage=open_storage(storage))

@@ -1,0 +1,42 @@
+"""``fedhpo leaderboard STUDY``: complete trials ranked; pruned and failed ones apart."""
+
+from __future__ import annotations
+
+import argparse
+
+from fedhpo.cli._common import console
+from fedhpo.cli._format import add_format_arg, print_frame
+from fedhpo.cli._study_args import add_storage_arg, load_study
+from fedhpo.store import leaderboard, other_trials
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("leaderboard", help="rank a study's trials")
+    p.add_argument("study", metavar="STUDY")
+    p.add_argument("--top", type=int, default=10, metavar="K", help="show the best K (default 10)")
+    p.add_argument("--all", action="store_true", help="also list pruned and failed trials")
+    add_storage_arg(p)
+    add_format_arg(p)
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    study = load_study(args.study, args.storage)
+    board = leaderboard(study, top=args.top)
+    if args.format != "table":
+        print_frame(board, args.format)
+        return 0
+    if board.empty:
+        console.print(f"study {args.study!r} has no complete trial yet")
+    else:
+        title = "Pareto front" if len(study.directions) > 1 else f"Top {len(board)} trials"
+        print_frame(board, "table", title=f"{title} of {args.study}")
+    others = other_trials(study)
+    if not others.empty:
+        counts = others["state"].value_counts().to_dict()
+        summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+        if args.all:
+            print_frame(others, "table", title=f"Not complete: {summary}")
+        else:
+            console.print(f"not complete: {summary} (--all lists them with their reasons)")
+    return 0

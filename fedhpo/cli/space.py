@@ -1,0 +1,37 @@
+"""``fedhpo space check FILE``: validate a search-space file and print its parameters."""
+
+from __future__ import annotations
+
+import argparse
+
+import pandas as pd
+
+from fedhpo.cli._common import console
+from fedhpo.cli._format import add_format_arg, print_frame
+from fedhpo.space import describe, load_space
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("space", help="work with search-space files")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    check = actions.add_parser("check", help="validate a space file and list its parameters")
+    check.add_argument("file", metavar="FILE")
+    check.add_argument("--base", metavar="CONFIG", help="base run config (overrides the file's)")
+    add_format_arg(check)
+    check.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    space = load_space(args.file, base=args.base)
+    frame = pd.DataFrame(describe(space))
+    if args.format != "table":
+        print_frame(frame, args.format)
+        return 0
+    objectives = ", ".join(f"{o.metric} ({o.direction})" for o in space.objectives)
+    console.print(f"[bold]{args.file}[/bold]: valid ({space.format} format)")
+    console.print(
+        f"objective: {objectives}; sampler {space.tuner.sampler}, "
+        f"pruner {space.tuner.pruner}, {space.tuner.trials} trials"
+    )
+    print_frame(frame, "table", title=f"{len(frame)} parameters")
+    return 0

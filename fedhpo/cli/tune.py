@@ -1,0 +1,103 @@
+"""``fedhpo tune --space FILE``: search, store every trial, print the top and what to do next."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from fedhpo.cli._common import add_config_args, console, load_args_plugins
+from fedhpo.cli._format import print_frame
+from fedhpo.cli._study_args import add_storage_arg
+from fedhpo.config import parse_override
+from fedhpo.space import load_space
+from fedhpo.store import leaderboard, other_trials
+from fedhpo.tune import tune
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("tune", help="search hyperparameters with low-fidelity federated trials")
+    p.add_argument("--space", required=True, metavar="FILE", help="search-space YAML")
+    p.add_argument("--study", metavar="NAME", help="study name (default: the space file's stem)")
+    p.add_argument("--trials", type=int, metavar="N", help="new trials to run (default: space)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N", help="trial processes (default 1)")
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="stop starting new trials")
+    p.add_argument("--base", metavar="CONFIG", help="base run config (overrides the space's)")
+    p.add_argument("--promote", type=int, default=0, metavar="K", help="re-run the top K fully")
+    p.add_argument("--seeds", type=int, default=3, metavar="S", help="seeds per promoted config")
+    add_storage_arg(p)
+    add_config_args(p)
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    load_args_plugins(args)
+    space = load_space(args.space, base=args.base)
+    if args.overrides:
+        values = dict(parse_override(o) for o in args.overrides)
+        space = dataclasses.replace(space, base=space.base.with_values(values))
+    trials = space.tuner.trials if args.trials is None else args.trials
+    study_name = args.study or Path(space.source).stem
+    console.print(
+        f"study [bold]{study_name}[/bold] in {args.storage}: {trials} trials, "
+        f"{args.jobs} job(s), sampler {space.tuner.sampler}, pruner {space.tuner.pruner}"
+    )
+    with _TrialBar(trials) as bar:
+        study = tune(
+            space,
+            storage=args.storage,
+            study=study_name,
+            trials=trials,
+            jobs=args.jobs,
+            timeout=args.timeout,
+            promote_top=args.promote,
+            seeds=args.seeds,
+            progress=bar,
+            log=console.print,
+        )
+    board = leaderboard(study, top=5)
+    others = other_trials(study)
+    counts = others["state"].value_counts().to_dict() if not others.empty else {}
+    console.print(
+        f"{len(study.trials)} trials in the study: {len(leaderboard(study))} complete, "
+        f"{counts.get('pruned', 0)} pruned, {counts.get('fail', 0)} failed"
+    )
+    if not board.empty:
+        print_frame(board, "table", title=f"Top of {study_name}")
+    s = "" if args.storage == "sqlite:///fedhpo.db" else f" --storage {args.storage}"
+    console.print(
+        "next:\n"
+        f"  fedhpo leaderboard {study_name}{s}\n"
+        f"  fedhpo best {study_name}{s} --out configs/best_{study_name}.yaml\n"
+        f"  fedhpo run configs/best_{study_name}.yaml --out runs/best_{study_name}\n"
+        f"  fedhpo report {study_name}{s}"
+    )
+    return 0
+
+
+class _TrialBar:
+    """A progress bar over trials showing the best value so far."""
+
+    def __init__(self, total: int) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]trials"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[best]}"),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self.task = self.progress.add_task("trials", total=total, best="")
+
+    def __enter__(self) -> _TrialBar:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def __call__(self, done: int, total: int, best: float | None) -> None:
+        text = "" if best is None else f"best {best:.4f}"
+        self.progress.update(self.task, completed=done, best=text)

@@ -1,0 +1,60 @@
+"""Turn a study's best trial back into a complete, full-fidelity run config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from fedhpo.config import RunConfig, config_from_dict, dump_config
+from fedhpo.errors import StudyError
+from fedhpo.store import _records as rec
+from fedhpo.store._leaderboard import leaderboard
+
+
+def best_trial(study: optuna.Study, number: int | None = None) -> optuna.trial.FrozenTrial:
+    """Trial ``number``, or the leaderboard's first (the promoted-mean winner if promotion ran)."""
+    if number is not None:
+        trials = [t for t in study.get_trials(deepcopy=False) if t.number == number]
+        if not trials or trials[0].state != TrialState.COMPLETE:
+            raise StudyError(f"trial {number} is not a complete trial of this study", key="--trial")
+        return trials[0]
+    if len(study.directions) > 1:
+        raise StudyError(
+            "a multi-objective study has no single best trial; pick one from the Pareto front "
+            "with --trial N (see `fedhpo leaderboard`)",
+            key="--trial",
+        )
+    board = leaderboard(study, top=1)
+    if board.empty:
+        raise StudyError(
+            f"study {study.study_name!r} has no complete trial yet; run `fedhpo tune` first"
+        )
+    return best_trial(study, int(board["trial"].iloc[0]))
+
+
+def best_config(study: optuna.Study, number: int | None = None) -> RunConfig:
+    """The study's base config (full fidelity) with the best trial's parameters set."""
+    base = study.user_attrs.get(rec.BASE_CONFIG)
+    if base is None:
+        raise StudyError(
+            f"study {study.study_name!r} was not made by fedhpo tune (no base config recorded)"
+        )
+    trial = best_trial(study, number)
+    return config_from_dict(base).with_values(trial.params)
+
+
+def export_best(study: optuna.Study, out: str | Path, number: int | None = None) -> RunConfig:
+    """Write the best config as YAML to ``out``; ``fedhpo run out`` accepts it unchanged."""
+    config = best_config(study, number)
+    trial = best_trial(study, number)
+    header = (
+        f"# Best config of study {study.study_name!r}: trial {trial.number}, "
+        f"value(s) {trial.values}, at full fidelity.\n"
+        f"# Reproduce with: fedhpo run {out}\n"
+    )
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(header + dump_config(config), encoding="utf-8")
+    return config

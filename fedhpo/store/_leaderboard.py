@@ -1,0 +1,109 @@
+"""Leaderboards: complete trials ranked (by promoted mean when there is one), the rest apart."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+import pandas as pd
+from optuna.trial import TrialState
+
+from fedhpo.store import _records as rec
+
+
+def _row(trial: optuna.trial.FrozenTrial, names: list[str]) -> dict[str, Any]:
+    row: dict[str, Any] = {"trial": trial.number, "state": trial.state.name.lower()}
+    values = trial.values or [None] * len(names)
+    for name, value in zip(names, values, strict=True):
+        row[name] = value
+    curves = trial.user_attrs.get(rec.CURVES) or {}
+    row["rounds"] = len(curves.get("round", []))
+    row["wall_seconds"] = trial.user_attrs.get(rec.WALL_SECONDS)
+    for key, value in sorted(trial.params.items()):
+        row[key] = value
+    return row
+
+
+def leaderboard(study: optuna.Study, top: int | None = None) -> pd.DataFrame:
+    """Complete trials, best first. Multi-objective studies list their Pareto front.
+
+    Where promotion ran, promoted trials come first, ranked by the mean of their
+    full-fidelity scores (``promoted_mean``, ``promoted_std``, ``promoted_seeds``).
+    """
+    objs = rec.objectives(study)
+    names = [o["metric"] for o in objs]
+    if len(objs) > 1:
+        trials = sorted(study.best_trials, key=lambda t: t.number)
+    else:
+        trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    rows = [_row(t, names) for t in trials]
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    promoted = rec.promotions(study)
+    if promoted:
+        frame["promoted_mean"] = frame["trial"].map(lambda n: promoted.get(n, {}).get("mean"))
+        frame["promoted_std"] = frame["trial"].map(lambda n: promoted.get(n, {}).get("std"))
+        frame["promoted_seeds"] = frame["trial"].map(
+            lambda n: len(promoted.get(n, {}).get("values", [])) or None
+        )
+    if len(objs) == 1:
+        ascending = objs[0]["direction"] == "minimize"
+        keys, orders = [names[0]], [ascending]
+        if promoted:
+            frame["_unpromoted"] = frame["promoted_mean"].isna()
+            keys = ["_unpromoted", "promoted_mean", names[0]]
+            orders = [True, ascending, ascending]
+        frame = frame.sort_values(keys, ascending=orders, kind="stable", na_position="last")
+        frame = frame.drop(columns=[c for c in ["_unpromoted"] if c in frame])
+    frame.insert(0, "rank", range(1, len(frame) + 1))
+    frame = frame.reset_index(drop=True)
+    return frame.head(top) if top else frame
+
+
+def other_trials(study: optuna.Study) -> pd.DataFrame:
+    """Pruned, failed and still-running trials, with the reason each ended."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        if t.state == TrialState.COMPLETE:
+            continue
+        curves = t.user_attrs.get(rec.CURVES) or {}
+        rows.append(
+            {
+                "trial": t.number,
+                "state": t.state.name.lower(),
+                "rounds": len(curves.get("round", [])),
+                "reason": t.user_attrs.get(rec.STATUS_REASON, ""),
+                **dict(sorted(t.params.items())),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def study_summaries(storage: optuna.storages.BaseStorage) -> pd.DataFrame:
+    """One row per study: trial counts by state and the best value(s)."""
+    rows = []
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=True):
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        counts = {s: 0 for s in ("complete", "pruned", "fail", "running")}
+        for t in study.get_trials(deepcopy=False):
+            key = t.state.name.lower()
+            counts[key] = counts.get(key, 0) + 1
+        best: Any = None
+        if len(study.directions) == 1 and summary.best_trial is not None:
+            best = summary.best_trial.value
+        elif len(study.directions) > 1:
+            best = f"{len(study.best_trials)} on Pareto front"
+        objs = rec.objectives(study)
+        rows.append(
+            {
+                "study": summary.study_name,
+                "objective": ", ".join(f"{o['metric']} ({o['direction'][:3]})" for o in objs),
+                "trials": sum(counts.values()),
+                "complete": counts["complete"],
+                "pruned": counts["pruned"],
+                "failed": counts["fail"],
+                "best": best,
+            }
+        )
+    return pd.DataFrame(rows)

@@ -1,0 +1,76 @@
+"""Storage URLs -> Optuna RDB storages tuned for several writer processes."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import optuna
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from fedhpo.errors import StudyError
+
+DEFAULT_STORAGE = "sqlite:///fedhpo.db"
+SQLITE_BUSY_TIMEOUT_S = 120
+
+
+def _sqlite_path(url: str) -> Path | None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    if parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+def prepare_sqlite(url: str) -> None:
+    """Create the SQLite file's folder and switch it to WAL journaling (persistent), so
+    readers never block the writer and several trial processes can share one file."""
+    path = _sqlite_path(url)
+    if path is None:
+        return
+    if not path.parent.exists():
+        raise StudyError(
+            f"folder {str(path.parent)!r} does not exist; create it or give another --storage",
+            key="--storage",
+        )
+    with sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+
+
+def open_storage(
+    url: str = DEFAULT_STORAGE, *, heartbeat: bool = False
+) -> optuna.storages.RDBStorage:
+    """An Optuna RDBStorage for ``url`` (sqlite:///file.db or postgresql://...).
+
+    SQLite gets a long busy timeout and WAL mode so that ``--jobs N`` processes can write to
+    one file; ``heartbeat`` marks trials of a killed worker as failed instead of running
+    forever.
+    """
+    try:
+        backend = make_url(url).get_backend_name()
+    except ArgumentError:
+        raise StudyError(
+            f"cannot parse storage URL {url!r}; use sqlite:///path/to/file.db or "
+            "postgresql://user@host:5432/dbname",
+            key="--storage",
+        ) from None
+    engine_kwargs: dict = {}
+    if backend == "sqlite":
+        prepare_sqlite(url)
+        engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+    else:
+        engine_kwargs = {"pool_pre_ping": True}
+    beat = {"heartbeat_interval": 30, "grace_period": 120} if heartbeat else {}
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **beat)
+    except ImportError as exc:
+        raise StudyError(
+            f"no database driver for {backend!r}: {exc}; install it "
+            "(for PostgreSQL: pip install 'fedhpo[postgres]')",
+            key="--storage",
+        ) from None
+    except Exception as exc:  # sqlalchemy.exc.OperationalError and friends
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StudyError(f"cannot open storage {url!r}: {first}", key="--storage") from None

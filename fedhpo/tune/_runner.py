@@ -1,0 +1,245 @@
+"""The study runner: create or resume a study, run trials in N processes, promote the top."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import multiprocessing as mp
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from optuna.trial import TrialState
+
+from fedhpo import __version__
+from fedhpo.errors import StudyError
+from fedhpo.sim.engine import run_simulation
+from fedhpo.sim.sampling import derive_seed
+from fedhpo.space import SearchSpace, grid_search_space
+from fedhpo.store import _records as rec
+from fedhpo.store import leaderboard, open_storage
+from fedhpo.tune._factories import make_pruner, make_sampler
+from fedhpo.tune._fidelity import full_config
+from fedhpo.tune._objective import Objective, cached_dataset
+
+#: ``progress(done, total, best)`` after each finished trial of this session.
+Progress = Callable[[int, int, "float | None"], None]
+
+
+@dataclass(frozen=True)
+class TuneOptions:
+    """How to run a search (the space file says what to search)."""
+
+    storage: str
+    study: str
+    trials: int
+    jobs: int = 1
+    timeout: float | None = None
+    promote: int = 0
+    seeds: int = 3
+
+
+def _directions(space: SearchSpace) -> list[str]:
+    return [o.direction for o in space.objectives]
+
+
+def _comparable(space: dict[str, Any]) -> dict[str, Any]:
+    """A stored space without where it was read from (a resume may run from elsewhere)."""
+    return rec.clean({k: v for k, v in space.items() if k not in ("source", "base_path")})
+
+
+def create_or_resume(space: SearchSpace, opts: TuneOptions) -> optuna.Study:
+    """Open the study (creating it and recording the space), checking a resumed one matches."""
+    storage = open_storage(opts.storage)
+    existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    if opts.study in existing:
+        study = optuna.load_study(study_name=opts.study, storage=storage)
+        recorded = study.user_attrs.get(rec.SPACE)
+        if recorded is not None and _comparable(recorded) != _comparable(space.to_dict()):
+            raise StudyError(
+                f"study {opts.study!r} was made with a different search space; "
+                "resume it with the same space file or start a new one with --study NAME",
+                key="--study",
+            )
+        if [d.name.lower() for d in study.directions] != _directions(space):
+            raise StudyError(f"study {opts.study!r} has other objective directions", key="--study")
+        return study
+    study = optuna.create_study(
+        storage=storage, study_name=opts.study, directions=_directions(space)
+    )
+    study.set_user_attr(rec.VERSION, __version__)
+    study.set_user_attr(rec.SPACE, rec.clean(space.to_dict()))
+    study.set_user_attr(rec.SPACE_FILE, space.source)
+    if Path(space.source).is_file():
+        study.set_user_attr(rec.SPACE_TEXT, Path(space.source).read_text(encoding="utf-8"))
+    study.set_user_attr(rec.BASE_CONFIG, rec.clean(space.base.to_dict()))
+    study.set_user_attr(
+        rec.OBJECTIVES, [{"metric": o.metric, "direction": o.direction} for o in space.objectives]
+    )
+    return study
+
+
+def _load_for_worker(space: SearchSpace, opts: TuneOptions, worker: int) -> optuna.Study:
+    """The study with this worker's sampler and pruner (seeds differ per worker and resume)."""
+    storage = open_storage(opts.storage, heartbeat=opts.jobs > 1)
+    probe = optuna.load_study(study_name=opts.study, storage=storage)
+    offset = len(probe.get_trials(deepcopy=False))
+    seed = derive_seed(space.tuner.seed, offset, worker) % (2**31)
+    grid = grid_search_space(space) if space.tuner.sampler == "grid" else None
+    fidelity = space.config_for({}).federation
+    return optuna.load_study(
+        study_name=opts.study,
+        storage=storage,
+        sampler=make_sampler(space.tuner.sampler, seed, grid=grid),
+        pruner=make_pruner(space.tuner.pruner or "none", fidelity.rounds, fidelity.eval_every),
+    )
+
+
+def _optimize(
+    space: SearchSpace,
+    opts: TuneOptions,
+    worker: int,
+    n_trials: int,
+    callbacks: list[Any] | None = None,
+) -> None:
+    torch.set_num_threads(1)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = _load_for_worker(space, opts, worker)
+    study.optimize(
+        Objective(space),
+        n_trials=n_trials,
+        timeout=opts.timeout,
+        catch=(Exception,),
+        callbacks=callbacks,
+    )
+
+
+def _worker_main(space: SearchSpace, opts: TuneOptions, worker: int, n_trials: int) -> None:
+    """Entry point of a trial process (spawned)."""
+    with contextlib.suppress(KeyboardInterrupt):  # the parent reports the interruption
+        _optimize(space, opts, worker, n_trials)
+
+
+def _shares(total: int, jobs: int) -> list[int]:
+    return [total // jobs + (1 if i < total % jobs else 0) for i in range(jobs)]
+
+
+def _best(study: optuna.Study) -> float | None:
+    if len(study.directions) > 1:
+        return None
+    try:
+        return study.best_value
+    except ValueError:
+        return None
+
+
+def run_trials(space: SearchSpace, opts: TuneOptions, progress: Progress | None = None) -> None:
+    """Run ``opts.trials`` new trials in ``opts.jobs`` processes against one study."""
+    study = create_or_resume(space, opts)
+    start_count = len(study.get_trials(deepcopy=False))
+    if opts.jobs <= 1:
+
+        def on_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            if progress:
+                done = len(study.get_trials(deepcopy=False)) - start_count
+                progress(done, opts.trials, _best(study))
+
+        _optimize(space, opts, 0, opts.trials, callbacks=[on_trial])
+        return
+    ctx = mp.get_context("spawn")
+    procs = [
+        ctx.Process(target=_worker_main, args=(space, opts, w, n), daemon=True)
+        for w, n in enumerate(_shares(opts.trials, opts.jobs))
+        if n > 0
+    ]
+    for p in procs:
+        p.start()
+    try:
+        while any(p.is_alive() for p in procs):
+            time.sleep(0.5)
+            if progress:
+                finished = [
+                    t
+                    for t in study.get_trials(deepcopy=False)
+                    if t.number >= start_count and t.state.is_finished()
+                ]
+                progress(len(finished), opts.trials, _best(study))
+    except KeyboardInterrupt:
+        for p in procs:
+            p.terminate()
+        raise
+    finally:
+        for p in procs:
+            p.join()
+    if progress:
+        progress(opts.trials, opts.trials, _best(study))
+
+
+def _promote_one(space: SearchSpace, params: dict[str, Any], seeds: list[int]) -> dict[str, Any]:
+    torch.set_num_threads(1)
+    metric = space.objectives[0].metric
+    values, tests = [], []
+    for seed in seeds:
+        config = full_config(space.base, params, seed)
+        result = run_simulation(config, cached_dataset(config.data))
+        values.append(result.metric(metric) if result.status == "completed" else math.nan)
+        tests.append(result.test_accuracy)
+    finite = [v for v in values if math.isfinite(v)]
+    return {
+        "seeds": seeds,
+        "values": values,
+        "test_accuracy": tests,
+        "mean": statistics.fmean(finite) if finite else None,
+        "std": statistics.stdev(finite) if len(finite) > 1 else 0.0,
+    }
+
+
+def promote(
+    space: SearchSpace, opts: TuneOptions, log: Callable[[str], None] = print
+) -> dict[int, dict[str, Any]]:
+    """Re-run the top ``opts.promote`` trials at full fidelity with ``opts.seeds`` seeds each.
+
+    The results go to the study's ``promotions`` attribute; the leaderboard then ranks by
+    their mean, since low-fidelity scores are noisy.
+    """
+    if space.is_multi_objective:
+        raise StudyError("promotion needs a single objective", key="--promote")
+    study = optuna.load_study(study_name=opts.study, storage=open_storage(opts.storage))
+    board = leaderboard(study)
+    if board.empty:
+        return {}
+    top = [int(n) for n in board["trial"].head(opts.promote)]
+    trials = {t.number: t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
+    seeds = [space.base.seed + i for i in range(opts.seeds)]
+    results: dict[int, dict[str, Any]] = {}
+    if opts.jobs > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(opts.jobs, mp_context=mp.get_context("spawn")) as pool:
+            futures = {n: pool.submit(_promote_one, space, trials[n].params, seeds) for n in top}
+            for n, fut in futures.items():
+                results[n] = fut.result()
+                log(_promotion_line(n, trials[n], results[n]))
+    else:
+        for n in top:
+            results[n] = _promote_one(space, trials[n].params, seeds)
+            log(_promotion_line(n, trials[n], results[n]))
+    for n, r in results.items():
+        r["low_fidelity"] = trials[n].value
+    merged = {str(k): v for k, v in rec.promotions(study).items()}
+    merged.update({str(k): rec.clean(v) for k, v in results.items()})
+    study.set_user_attr(rec.PROMOTIONS, merged)
+    return results
+
+
+def _promotion_line(number: int, trial: optuna.trial.FrozenTrial, r: dict[str, Any]) -> str:
+    mean = "nan" if r["mean"] is None else f"{r['mean']:.4f}"
+    return (
+        f"promoted trial {number}: low fidelity {trial.value:.4f} -> full fidelity "
+        f"{mean} ± {r['std']:.4f} over {len(r['seeds'])} seeds"
+    )

@@ -1,0 +1,161 @@
+"""The CLI end to end: exit codes, one-line errors, outputs of run/tune/leaderboard/best."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fedhpo.cli.main import main
+from tests.tune.conftest import BASE, LR_MU
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def small_config(tmp_path: Path) -> Path:
+    path = tmp_path / "small.yaml"
+    path.write_text(BASE.replace("rounds: 12", "rounds: 3"))
+    return path
+
+
+def test_run_writes_result_config_and_weights(capsys, tmp_path, small_config) -> None:
+    out = tmp_path / "out"
+    code, stdout, _ = run_cli(
+        capsys, "run", str(small_config), "--out", str(out), "--set", "seed=3"
+    )
+    assert code == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["status"] == "completed"
+    assert result["config"]["seed"] == 3 and result["seeds"]["seed"] == 3
+    assert [r["round"] for r in result["rounds"]] == [1, 2, 3]
+    assert result["final"]["test_accuracy"] is not None
+    assert result["fedhpo_version"]
+    assert (out / "model.pt").exists() and (out / "config.yaml").exists()
+    assert "test accuracy" in stdout
+
+
+def test_run_is_deterministic(capsys, tmp_path, small_config) -> None:
+    for name in ("a", "b"):
+        assert run_cli(capsys, "run", str(small_config), "--out", str(tmp_path / name))[0] == 0
+    a = json.loads((tmp_path / "a" / "result.json").read_text())
+    b = json.loads((tmp_path / "b" / "result.json").read_text())
+    assert a["rounds"] == [
+        {**r, "wall_seconds": a["rounds"][i]["wall_seconds"]} for i, r in enumerate(b["rounds"])
+    ]
+    assert a["final"]["test_loss"] == b["final"]["test_loss"]
+
+
+@pytest.mark.parametrize(
+    ("config_text", "overrides", "fragment"),
+    [
+        ("client: {lr: 0.1, learnrate: 1}\n", [], "unknown key; valid keys here: lr"),
+        ("client: {local_epochs: two}\n", [], "expected an integer, got 'two'"),
+        ("client: {lr: -0.5}\n", [], "`client.lr`: must be > 0"),
+        ("federation: {client_fraction: 1.5}\n", [], "must be in (0, 1], got 1.5"),
+        ("data: {name: idx, options: {path: /no/such/dir}}\n", [], "/no/such/dir"),
+        ("client: [1, 2\n", [], "malformed YAML"),
+        ("", ["client.lr=0"], "--set: `client.lr`: must be > 0"),
+        ("data: {name: nosuch}\n", [], "`data.name`"),
+    ],
+)
+def test_bad_configs_exit_2_with_one_line(capsys, tmp_path, config_text, overrides, fragment):
+    path = tmp_path / "bad.yaml"
+    path.write_text(config_text)
+    argv = ["run", str(path)] + [a for o in overrides for a in ("--set", o)]
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2
+    assert fragment in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_missing_config_file_exits_2(capsys) -> None:
+    code, _, err = run_cli(capsys, "run", "no/such.yaml")
+    assert code == 2 and "no/such.yaml: file not found" in err
+
+
+def test_unknown_plugin_exits_2(capsys) -> None:
+    code, _, err = run_cli(capsys, "run", "--plugin", "no_such_fedhpo_plugin")
+    assert code == 2 and "no_such_fedhpo_plugin" in err
+
+
+def test_plugin_registers_a_dataset(capsys, tmp_path, monkeypatch) -> None:
+    (tmp_path / "my_fedhpo_plugin.py").write_text(
+        "import numpy as np\n"
+        "from fedhpo.sim.data import ArrayData\n"
+        "from fedhpo.sim.datasets import register_dataset\n"
+        "@register_dataset('tiny_plugin_data')\n"
+        "def tiny(*, seed: int, n: int = 200):\n"
+        "    rng = np.random.default_rng(seed)\n"
+        "    x = rng.normal(size=(n, 4)).astype(np.float32)\n"
+        "    y = (x[:, 0] > 0).astype(np.int64)\n"
+        "    return ArrayData(x=x, y=y, client=None, test_x=x[:50], test_y=y[:50], num_classes=2)\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "data: {name: tiny_plugin_data, partition: {method: iid, num_clients: 4, min_size: 5}}\n"
+        "model: {name: logreg}\nfederation: {rounds: 2, clients_per_round: 2}\n"
+    )
+    code, stdout, err = run_cli(capsys, "run", str(config), "--plugin", "my_fedhpo_plugin")
+    assert code == 0, err
+    assert "completed" in stdout
+
+
+def test_space_check_lists_params_and_rejects_mistakes(capsys, tmp_path) -> None:
+    code, stdout, _ = run_cli(capsys, "space", "check", str(REPO / "searchspaces" / "lr_mu.yaml"))
+    assert code == 0 and "client.lr" in stdout and "client.mu" in stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("params:\n  client.lr: {type: float, low: 0.5, high: 0.1}\n")
+    code, _, err = run_cli(capsys, "space", "check", str(bad))
+    assert code == 2 and str(bad) in err and "client.lr" in err
+
+
+def test_tune_leaderboard_best_run(capsys, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "base.yaml").write_text(BASE)
+    space = tmp_path / "lrmu.yaml"
+    space.write_text(
+        "base: base.yaml\nfidelity: {rounds: 4}\n"
+        "tuner: {sampler: random, pruner: none, trials: 3}\nparams:\n" + LR_MU
+    )
+    code, stdout, err = run_cli(capsys, "tune", "--space", str(space))
+    assert code == 0, err
+    assert (tmp_path / "fedhpo.db").exists()  # the default storage, in the working directory
+    assert "fedhpo best lrmu" in stdout
+    code, stdout, _ = run_cli(capsys, "leaderboard", "lrmu", "--format", "json")
+    rows = json.loads(stdout)
+    assert code == 0 and len(rows) == 3 and rows[0]["rank"] == 1
+    assert rows[0]["val_accuracy"] >= rows[-1]["val_accuracy"]
+    code, stdout, _ = run_cli(capsys, "studies", "--format", "csv")
+    assert code == 0 and stdout.splitlines()[1].startswith("lrmu,")
+    code, _, _ = run_cli(capsys, "best", "lrmu", "--out", "best.yaml")
+    assert code == 0
+    code, stdout, err = run_cli(capsys, "run", "best.yaml", "--out", "runs/best")
+    assert code == 0, err
+    assert json.loads((tmp_path / "runs/best/result.json").read_text())["config"]["client"][
+        "lr"
+    ] == pytest.approx(rows[0]["client.lr"])
+
+
+def test_tune_with_bad_space_exits_2_and_creates_no_database(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    space = tmp_path / "bad.yaml"
+    space.write_text("params:\n  client.nope: {type: float, low: 0.1, high: 1.0}\n")
+    code, _, err = run_cli(capsys, "tune", "--space", str(space))
+    assert code == 2 and "client.nope" in err
+    assert not (tmp_path / "fedhpo.db").exists()
+
+
+def test_unknown_study_exits_2(capsys, tmp_path) -> None:
+    storage = f"sqlite:///{tmp_path / 'x.db'}"
+    code, _, err = run_cli(capsys, "leaderboard", "nope", "--storage", storage)
+    assert code == 2 and "no study 'nope'" in err

@@ -1,0 +1,212 @@
+"""fedhpo.tune end to end on tiny studies: records, pruning, divergence, failures, resume,
+parallel jobs, multi-objective, promotion and the best-config round trip."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from fedhpo.config import load_config
+from fedhpo.sim.engine import run_simulation
+from fedhpo.sim.models import register_model
+from fedhpo.space import load_space
+from fedhpo.store import _records as rec
+from fedhpo.store import best_config, export_best, leaderboard, other_trials
+from fedhpo.tune import tune
+from tests.tune.conftest import LR_MU
+
+
+def states(study: optuna.Study) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for t in study.trials:
+        out[t.state.name] = out.get(t.state.name, 0) + 1
+    return out
+
+
+def test_trials_carry_config_fidelity_curves_and_reason(make_space, storage) -> None:
+    study = tune(make_space(LR_MU), storage=storage, study="s", log=lambda _: None)
+    assert len(study.trials) == 4
+    for t in study.trials:
+        assert t.state == TrialState.COMPLETE
+        config = t.user_attrs[rec.CONFIG]
+        assert config["client"]["lr"] == pytest.approx(t.params["client.lr"])
+        assert config["federation"]["rounds"] == 6  # the fidelity, not the base's 12
+        assert t.user_attrs[rec.FIDELITY]["rounds"] == 6
+        assert t.user_attrs[rec.CURVES]["round"] == [1, 2, 3, 4, 5, 6]
+        assert t.user_attrs[rec.STATUS_REASON] == "ran all 6 rounds"
+        assert t.user_attrs[rec.BYTES_SENT] > 0
+        assert t.user_attrs[rec.WALL_SECONDS] > 0
+        # intermediate values are the per-round validation metric, step = round
+        assert sorted(t.intermediate_values) == [1, 2, 3, 4, 5, 6]
+        assert t.value == pytest.approx(t.user_attrs[rec.CURVES]["val_accuracy"][-1])
+    assert study.user_attrs[rec.BASE_CONFIG]["federation"]["rounds"] == 12
+    assert study.user_attrs[rec.SPACE]["params"][0]["name"] == "client.lr"
+    assert "client.mu" in study.user_attrs[rec.SPACE_TEXT]
+    assert study.user_attrs[rec.VERSION]
+
+
+def test_plain_optuna_opens_the_study(make_space, storage) -> None:
+    tune(make_space(LR_MU), storage=storage, study="plain", trials=2, log=lambda _: None)
+    study = optuna.load_study(study_name="plain", storage=storage)
+    assert len(study.trials) == 2 and study.best_trial.params.keys() == {"client.lr", "client.mu"}
+
+
+def test_same_seed_same_trials(make_space, tmp_path: Path) -> None:
+    space = make_space(LR_MU)
+    a = tune(space, storage=f"sqlite:///{tmp_path / 'a.db'}", study="x", log=lambda _: None)
+    b = tune(space, storage=f"sqlite:///{tmp_path / 'b.db'}", study="x", log=lambda _: None)
+    assert [t.params for t in a.trials] == [t.params for t in b.trials]
+    assert [t.value for t in a.trials] == [t.value for t in b.trials]  # bit for bit
+
+
+def test_pruning_stops_bad_trials_early(make_space, storage) -> None:
+    space = make_space(
+        LR_MU,
+        tuner="{sampler: random, pruner: median, trials: 14, seed: 3}",
+        fidelity="{rounds: 12}",
+    )
+    study = tune(space, storage=storage, study="p", log=lambda _: None)
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    assert pruned, states(study)
+    for t in pruned:
+        assert len(t.user_attrs[rec.CURVES]["round"]) < 12
+        assert t.user_attrs[rec.STATUS_REASON].startswith("pruned at round")
+    board, others = leaderboard(study), other_trials(study)
+    assert set(board["state"]) == {"complete"}
+    assert set(others["state"]) == {"pruned"}
+
+
+def test_diverging_trial_is_pruned_with_reason(make_space, storage) -> None:
+    space = make_space(
+        "  server.lr: {type: float, low: 1.0e+37, high: 3.0e+38, log: true}\n"
+        "  server.optimizer: {type: categorical, choices: [adam]}\n",
+        tuner="{sampler: random, pruner: none, trials: 2, seed: 0}",
+    )
+    study = tune(space, storage=storage, study="d", log=lambda _: None)
+    assert states(study) == {"PRUNED": 2}
+    assert all(t.user_attrs[rec.STATUS_REASON].startswith("diverged") for t in study.trials)
+
+
+@register_model("test_fragile")
+def _fragile(input_shape, num_classes, *, explode: bool = False):
+    from torch import nn
+
+    if explode:
+        raise RuntimeError("boom on purpose")
+    return nn.Sequential(nn.Flatten(), nn.Linear(input_shape[0], num_classes))
+
+
+def test_failing_trial_is_recorded_and_study_goes_on(make_space, storage, tmp_path) -> None:
+    space = make_space(
+        "  model.options.explode: {type: categorical, choices: [true, false]}\n",
+        tuner="{sampler: grid, pruner: none, seed: 0}",
+    )
+    text = space.read_text().replace("base: base.yaml", "base: frag.yaml")
+    (tmp_path / "frag.yaml").write_text(
+        (tmp_path / "base.yaml").read_text().replace("{name: logreg}", "{name: test_fragile}")
+    )
+    space.write_text(text)
+    study = tune(space, storage=storage, study="f", log=lambda _: None)
+    assert states(study) == {"FAIL": 1, "COMPLETE": 1}
+    failed = next(t for t in study.trials if t.state == TrialState.FAIL)
+    assert "boom on purpose" in failed.user_attrs[rec.STATUS_REASON]
+
+
+def test_resume_adds_trials_to_the_same_study(make_space, storage) -> None:
+    space = make_space(LR_MU)
+    tune(space, storage=storage, trials=3, log=lambda _: None)
+    study = tune(space, storage=storage, trials=2, log=lambda _: None)
+    assert study.study_name == "space"
+    assert [t.number for t in study.trials] == [0, 1, 2, 3, 4]
+    params = [tuple(t.params.values()) for t in study.trials]
+    assert len(set(params)) == 5  # the resumed sampler does not replay the first trials
+
+
+def test_resume_with_another_space_is_refused(make_space, storage) -> None:
+    from fedhpo.errors import StudyError
+
+    tune(make_space(LR_MU), storage=storage, study="r", trials=1, log=lambda _: None)
+    other = make_space("  client.lr: {type: float, low: 0.01, high: 0.1}\n", name="other")
+    with pytest.raises(StudyError, match="different search space"):
+        tune(other, storage=storage, study="r", trials=1, log=lambda _: None)
+
+
+def test_two_jobs_on_sqlite_record_every_trial_once(make_space, storage) -> None:
+    space = make_space(LR_MU, tuner="{sampler: tpe, pruner: hyperband, trials: 8, seed: 0}")
+    study = tune(space, storage=storage, study="j", jobs=2, log=lambda _: None)
+    assert [t.number for t in study.trials] == list(range(8))
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
+    assert len({t._trial_id for t in study.trials}) == 8
+    assert len({tuple(t.params.values()) for t in study.trials}) == 8
+
+
+def test_multi_objective_leaderboard_is_the_pareto_front(make_space, storage) -> None:
+    space = make_space(
+        LR_MU + "  federation.clients_per_round: {type: int, low: 1, high: 8}\n",
+        objective="[{metric: val_accuracy, direction: maximize}, {metric: bytes_sent}]",
+        tuner="{sampler: random, trials: 6, seed: 1}",
+    )
+    study = tune(space, storage=storage, study="mo", log=lambda _: None)
+    assert len(study.directions) == 2
+    assert not [t for t in study.trials if t.state == TrialState.PRUNED]
+    board = leaderboard(study)
+    assert sorted(board["trial"]) == sorted(t.number for t in study.best_trials)
+    assert {"val_accuracy", "bytes_sent"} <= set(board.columns)
+
+
+def test_best_then_run_round_trip(make_space, storage, tmp_path) -> None:
+    space_path = make_space(LR_MU)
+    study = tune(space_path, storage=storage, study="b", log=lambda _: None)
+    out = tmp_path / "best.yaml"
+    exported = export_best(study, out)
+    loaded = load_config(out)
+    assert loaded == exported == best_config(study)
+    assert loaded.client.lr == pytest.approx(study.best_trial.params["client.lr"])
+    assert loaded.federation.rounds == 12  # full fidelity: the base's rounds
+    result = run_simulation(loaded)
+    assert result.status == "completed" and len(result.rounds) == 12
+
+
+def test_promotion_ranks_by_full_fidelity_mean(make_space, storage) -> None:
+    space = make_space(LR_MU, tuner="{sampler: random, pruner: none, trials: 4, seed: 0}")
+    study = tune(space, storage=storage, study="pr", promote_top=2, seeds=2, log=lambda _: None)
+    promoted = rec.promotions(study)
+    assert len(promoted) == 2
+    for entry in promoted.values():
+        assert entry["seeds"] == [0, 1] and len(entry["values"]) == 2
+        assert entry["mean"] == pytest.approx(sum(entry["values"]) / 2)
+    board = leaderboard(study)
+    top2 = board.head(2)
+    assert set(top2["trial"]) == set(promoted)
+    assert list(top2["promoted_mean"]) == sorted(top2["promoted_mean"], reverse=True)
+    assert board["promoted_mean"].iloc[2:].isna().all()
+    # the exported best is the promoted winner
+    assert best_config(study).client.lr == pytest.approx(
+        study.trials[int(top2["trial"].iloc[0])].params["client.lr"]
+    )
+
+
+def test_space_mistakes_create_nothing(make_space, tmp_path) -> None:
+    from fedhpo.errors import SearchSpaceError
+
+    bad = make_space("  client.lr: {type: float, low: 1.0, high: 0.1}\n")
+    db = tmp_path / "never.db"
+    with pytest.raises(SearchSpaceError):
+        tune(bad, storage=f"sqlite:///{db}", log=lambda _: None)
+    assert not db.exists()
+
+
+def test_validation_objective_needs_validation_rows(make_space, storage, tmp_path) -> None:
+    from fedhpo.errors import SearchSpaceError
+
+    space = load_space(make_space(LR_MU))
+    space = space.__class__(
+        **{**space.__dict__, "base": space.base.with_values({"data.val_fraction": 0.0})}
+    )
+    with pytest.raises(SearchSpaceError, match="val_fraction"):
+        tune(space, storage=storage, log=lambda _: None)
+    assert math.isfinite(1.0)
