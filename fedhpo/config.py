@@ -7,6 +7,7 @@ construction; errors name the key path (and the file and line when loaded from Y
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import types
 import typing
@@ -196,6 +197,7 @@ class RunConfig:
 # --------------------------------------------------------------------------- schema walking
 
 
+@functools.cache
 def _hints(cls: Any) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 

@@ -118,6 +118,9 @@ def _param(name: Any, spec: Any, key: str) -> Param:
     kind = spec.get("type", "categorical" if "choices" in spec else None)
     if not isinstance(kind, str) or kind not in PARAM_TYPES:
         hint = " (FederatedScope's `cate` is `categorical` here)" if kind == "cate" else ""
+        if kind is None and spec and all(isinstance(v, Mapping) for v in spec.values()):
+            first = next(iter(spec))
+            hint = f"; params are keyed by dotted paths, e.g. `{name}.{first}:`, not nested"
         raise err(f"{key}.type", f"type must be float, int or categorical, got {kind!r}{hint}")
     known(spec, _PARAM_KEYS[kind], key)
     for required in ("choices",) if kind == "categorical" else ("low", "high"):

@@ -45,6 +45,13 @@ ERRORS = [
         "float, int or categorical",
     ),
     (
+        "nested-params",
+        "params:\n  client:\n    lr: {type: float, low: 0.1, high: 1}\n",
+        "params.client.type",
+        2,
+        "e.g. `client.lr:`, not nested",
+    ),
+    (
         "missing-low",
         "params:\n  client.lr: {type: float, high: 2}\n",
         "params.client.lr",
