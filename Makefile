@@ -16,8 +16,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The demo: tune client lr and FedProx mu on Synthetic(1,1) with low-fidelity trials in two
+# processes, rank them, export the best config and run it at full fidelity, then report.
+# Running it again resumes the same study (sqlite:///fedhpo.db) with more trials.
+DEMO_TRIALS ?= 30
+DEMO_JOBS ?= 2
+
 demo: $(STAMP)
-	$(BIN)/fedhpo run configs/default.yaml --out runs/demo
+	$(BIN)/fedhpo tune --space searchspaces/lr_mu.yaml --trials $(DEMO_TRIALS) --jobs $(DEMO_JOBS)
+	$(BIN)/fedhpo leaderboard lr_mu --top 10
+	$(BIN)/fedhpo best lr_mu --out configs/best_lr_mu.yaml
+	$(BIN)/fedhpo run configs/best_lr_mu.yaml --out runs/best_lr_mu
 
 test: $(STAMP)
 	$(BIN)/ruff check fedhpo tests

@@ -17,13 +17,15 @@ from hypothesis import strategies as st
 
 from fedhpo.config import DataConfig, PartitionConfig
 from fedhpo.errors import ConfigError, DataError, FedhpoError
-from fedhpo.sim import datasets
 from fedhpo.sim.data import ArrayData, federate, stream_rng
 from fedhpo.sim.datasets import (
     REQUIRED,
+    _generated,
+    _registry,
     build_dataset,
     dataset_options,
     list_datasets,
+    read_idx,
     register_dataset,
 )
 
@@ -42,7 +44,7 @@ def build(name: str, partition: dict | None = None, seed: int = 0, **options):
 
 @pytest.fixture
 def registry(monkeypatch):
-    monkeypatch.setattr(datasets, "_REGISTRY", dict(datasets._REGISTRY))
+    monkeypatch.setattr(_registry, "_REGISTRY", dict(_registry._REGISTRY))
 
 
 def test_builtins_are_registered():
@@ -167,14 +169,14 @@ def test_workload_w_statistics(workload):
 
 
 def test_workload_w_label_noise_flips_a_few_percent():
-    teacher = datasets._w_teacher(stream_rng(0, "workload_w/teacher"))
+    teacher = _generated._w_teacher(stream_rng(0, "workload_w/teacher"))
     x = np.random.default_rng(1).standard_normal((20_000, 60), dtype=np.float32)
     flipped = np.mean(teacher.logits(x).argmax(1) != teacher.label(x, np.random.default_rng(2)))
     assert 0.03 < flipped < 0.08
 
 
 def test_workload_w_is_presorted_deterministic_and_copy_free(workload):
-    data = datasets.workload_w(seed=0, num_clients=1000)
+    data = _generated.workload_w(seed=0, num_clients=1000)
     assert data.presorted and data.x.dtype == np.float32
     ds = federate(data, DataConfig(name="workload_w"), "workload_w")
     assert np.shares_memory(ds.x.numpy(), data.x)
@@ -220,7 +222,7 @@ def test_idx_round_trip(tmp_path, zipped):
 @pytest.mark.parametrize(("code", "values"), [(0x0C, [-3, 7, 1 << 20]), (0x0D, [0.5, -2.25])])
 def test_read_idx_other_types(tmp_path, code, values):
     write_idx(tmp_path / "a", np.array(values), code, zipped=False)
-    assert np.array_equal(datasets.read_idx(tmp_path / "a"), np.array(values))
+    assert np.array_equal(read_idx(tmp_path / "a"), np.array(values))
 
 
 def test_idx_missing_file_names_it(tmp_path):
@@ -501,4 +503,4 @@ def test_read_idx_any_bytes_gives_an_array_or_a_clean_error(tmp_path, payload, z
     path = tmp_path / ("f.gz" if zipped else "f")
     path.write_bytes(gzip.compress(payload) if zipped else payload)
     with contextlib.suppress(DataError):
-        assert isinstance(datasets.read_idx(path), np.ndarray)
+        assert isinstance(read_idx(path), np.ndarray)

@@ -1,0 +1,230 @@
+"""Tables: CSV (optionally gzipped) or Parquet with a label and an optional client column."""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fedhpo.errors import DataError
+from fedhpo.sim.data import ArrayData, stream_rng
+from fedhpo.sim.datasets._registry import _option, register_dataset
+
+_TABLE_SUFFIXES = ".csv, .csv.gz or .parquet"
+
+
+def _read_parquet(path: Path, key: str) -> Any:
+    import pandas as pd
+
+    try:
+        import pyarrow
+    except ImportError:
+        raise DataError(
+            "reading Parquet needs pyarrow, which is not installed; pip install "
+            "'fedhpo[parquet]' (or pyarrow), or convert the file to CSV",
+            source=str(path),
+            key=key,
+        ) from None
+    try:
+        return pd.read_parquet(path, engine="pyarrow")
+    except (ValueError, OSError, pyarrow.ArrowException) as exc:
+        raise DataError(f"cannot read as Parquet: {exc}", source=str(path), key=key) from None
+
+
+def _read_table(path: str, header: bool, skiprows: int, key: str) -> Any:
+    """A pandas DataFrame from a CSV (optionally gzipped) or Parquet file; '?' reads as NaN."""
+    import pandas as pd
+
+    file = Path(path)
+    if not file.is_file():
+        raise DataError(f"file not found; give a {_TABLE_SUFFIXES} file", source=path, key=key)
+    if file.suffix.lower() in (".parquet", ".pq"):
+        return _read_parquet(file, key)
+    try:
+        return pd.read_csv(
+            file,
+            header=0 if header else None,
+            skiprows=skiprows,
+            skipinitialspace=True,
+            na_values=["?"],
+        )
+    except (ValueError, OSError, EOFError, zlib.error) as exc:
+        detail = " ".join(str(exc).split())
+        raise DataError(
+            f"cannot read as CSV ({type(exc).__name__}: {detail}); check the header, skiprows "
+            "and that fields are separated by commas",
+            source=path,
+            key=key,
+        ) from None
+
+
+def _stack(train: Any, test: Any, paths: tuple[str, str | None]) -> tuple[Any, np.ndarray | None]:
+    """Train and test frames in one (same columns), and which rows are test rows."""
+    import pandas as pd
+
+    if test is None:
+        return train, None
+    if len(test.columns) != len(train.columns) or set(test.columns) != set(train.columns):
+        raise DataError(
+            f"the test file has columns {list(test.columns)[:12]} but the training file "
+            f"{paths[0]} has {list(train.columns)[:12]}; both need the same columns",
+            source=paths[1],
+            key="data.options.test_path",
+        )
+    frame = pd.concat([train, test[list(train.columns)]], ignore_index=True)
+    return frame, np.arange(len(frame)) >= len(train)
+
+
+def _is_numeric(column: Any) -> bool:
+    import pandas as pd
+
+    return bool(pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column))
+
+
+def _clean_text(column: Any) -> Any:
+    """Strip a text column, '?' -> missing; all-number text (e.g. Parquet strings) -> numbers."""
+    import pandas as pd
+
+    text = column.astype("string").str.strip()
+    text = text.mask((text == "?") | (text == ""))
+    numbers = pd.to_numeric(text, errors="coerce")
+    return numbers if numbers.notna().sum() == text.notna().sum() > 0 else text
+
+
+def _clean(frame: Any) -> tuple[Any, np.ndarray]:
+    """Clean text columns; (frame without rows that miss a value, kept-row mask)."""
+    frame = frame.copy()
+    for col in frame.columns:
+        if not _is_numeric(frame[col]):
+            frame[col] = _clean_text(frame[col])
+    keep = frame.notna().all(axis=1).to_numpy()
+    return frame[keep], keep
+
+
+def _column(frame: Any, spec: str | int, option: str, header: bool) -> Any:
+    """The column label that option ``spec`` (a name, or an index with -1 = last) refers to."""
+    columns = list(frame.columns)
+    if isinstance(spec, int):
+        _option(
+            -len(columns) <= spec < len(columns),
+            option,
+            f"column index {spec} is out of range: the file has {len(columns)} columns",
+        )
+        return columns[spec]
+    _option(header, option, "with header=false columns have no names; give a 0-based index")
+    _option(spec in columns, option, f"no column {spec!r}; columns: {columns[:30]}")
+    return spec
+
+
+def _encode_labels(column: Any, strip: bool) -> tuple[np.ndarray, int]:
+    """Labels -> 0..K-1 by sorted unique value (text labels lose a trailing '.' if ``strip``)."""
+    import pandas as pd
+
+    if strip and not _is_numeric(column):
+        column = column.str.rstrip(".").str.strip()
+    codes, uniques = pd.factorize(column, sort=True)
+    return codes.astype(np.int64), len(uniques)
+
+
+def _feature_width(frame: Any) -> int:
+    return sum(1 if _is_numeric(frame[c]) else frame[c].nunique() for c in frame.columns)
+
+
+def _encode_features(frame: Any, train: np.ndarray, standardize: bool) -> np.ndarray:
+    """float32 features: numeric columns (z-scored with training stats), text one-hot."""
+    import pandas as pd
+
+    x = np.zeros((len(frame), _feature_width(frame)), dtype=np.float32)
+    j = 0
+    for col in frame.columns:
+        if _is_numeric(frame[col]):
+            v = frame[col].to_numpy(dtype=np.float64)
+            if standardize:
+                std = v[train].std()
+                v = (v - v[train].mean()) / (std if std > 0 and np.isfinite(std) else 1.0)
+            x[:, j] = v
+            j += 1
+        else:
+            codes, uniques = pd.factorize(frame[col], sort=True)
+            x[np.arange(len(frame)), j + codes] = 1.0
+            j += len(uniques)
+    return x
+
+
+def _split_mask(n: int, test_fraction: float, seed: int) -> np.ndarray:
+    """A seeded random test mask with round(test_fraction * n) rows (at least 1, at most n-1)."""
+    if n < 2:
+        raise DataError(
+            f"only {n} complete row(s); cannot split off a test set", key="data.options.path"
+        )
+    n_test = min(n - 1, max(1, round(test_fraction * n)))
+    mask = np.zeros(n, dtype=bool)
+    mask[stream_rng(seed, "csv/split").permutation(n)[:n_test]] = True
+    return mask
+
+
+@register_dataset("csv")
+def csv(
+    *,
+    seed: int,
+    path: str,
+    label: str | int = -1,
+    header: bool = True,
+    client_column: str | int | None = None,
+    test_path: str | None = None,
+    test_fraction: float = 0.2,
+    standardize: bool = True,
+    label_strip: bool = True,
+    skiprows: int = 0,
+    test_skiprows: int = 0,
+) -> ArrayData:
+    """A table from CSV (.csv, .csv.gz, any other non-Parquet name) or Parquet (.parquet).
+
+    ``label``/``client_column``: column name or 0-based index (-1 = last). Rows with a missing
+    value ('?' or empty) are dropped; text columns are one-hot encoded (categories from train
+    and test together, so both get the same columns); numeric columns are z-scored with
+    training-split statistics if ``standardize``. Labels map to 0..K-1 in sorted order, text
+    labels stripped of whitespace and a trailing '.' if ``label_strip`` (UCI Adult's test
+    file). Without ``test_path``, a seeded random ``test_fraction`` of rows is the test set.
+    ``header``/``skiprows``/``test_skiprows`` apply to CSV files only.
+    """
+    _option(0.0 < test_fraction < 1.0, "test_fraction", f"must be in (0, 1), got {test_fraction}")
+    _option(skiprows >= 0 and test_skiprows >= 0, "skiprows", "skiprows must be >= 0")
+    train = _read_table(path, header, skiprows, "data.options.path")
+    test = None
+    if test_path is not None:
+        test = _read_table(test_path, header, test_skiprows, "data.options.test_path")
+    frame, is_test = _stack(train, test, (path, test_path))
+    label_col = _column(frame, label, "label", header)
+    client_col = None
+    if client_column is not None:
+        client_col = _column(frame, client_column, "client_column", header)
+        _option(client_col != label_col, "client_column", "must differ from the label column")
+    frame, keep = _clean(frame)
+    is_test = _split_mask(len(frame), test_fraction, seed) if is_test is None else is_test[keep]
+    return _table_arrays(frame, label_col, client_col, is_test, standardize, label_strip)
+
+
+def _table_arrays(
+    frame: Any, label_col: Any, client_col: Any, is_test: np.ndarray, standardize: bool, strip: bool
+) -> ArrayData:
+    import pandas as pd
+
+    if not is_test.any() or is_test.all():
+        raise DataError(
+            "no complete training or test rows are left after dropping rows with missing "
+            "values ('?' or empty)",
+            key="data.options.path",
+        )
+    y, num_classes = _encode_labels(frame[label_col], strip)
+    features = frame.drop(columns=[c for c in (label_col, client_col) if c is not None])
+    if features.shape[1] == 0:
+        raise DataError("the table has no feature columns besides the label", key="data.options")
+    x = _encode_features(features, ~is_test, standardize)
+    client = None
+    if client_col is not None:
+        client = pd.factorize(frame[client_col][~is_test], sort=True)[0].astype(np.int64)
+    train = ~is_test
+    return ArrayData(x[train], y[train], client, x[is_test], y[is_test], num_classes)
