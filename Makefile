@@ -27,6 +27,7 @@ demo: $(STAMP)
 	$(BIN)/fedhpo leaderboard lr_mu --top 10
 	$(BIN)/fedhpo best lr_mu --out configs/best_lr_mu.yaml
 	$(BIN)/fedhpo run configs/best_lr_mu.yaml --out runs/best_lr_mu
+	$(BIN)/fedhpo report lr_mu --out reports/lr_mu
 
 test: $(STAMP)
 	$(BIN)/ruff check fedhpo tests

@@ -359,7 +359,7 @@ def field_info(path: str) -> FieldInfo:
     parts = path.split(".")
     for i, part in enumerate(parts):
         here = ".".join(parts[: i + 1])
-        if not dataclasses.is_dataclass(cls):
+        if not isinstance(cls, type) or not dataclasses.is_dataclass(cls):
             raise ConfigError("not a config field", key=here)
         hints = _hints(cls)
         if part not in hints:

@@ -11,6 +11,8 @@ FORBIDDEN = {
     "fedhpo.sim": ["optuna", "plotly", "fedhpo.tune", "fedhpo.space", "fedhpo.store"],
     "fedhpo.space": ["fedhpo.sim", "plotly"],
     "fedhpo.config": ["optuna", "plotly", "torch", "fedhpo.sim"],
+    "fedhpo.report": ["fedhpo.sim", "fedhpo.tune", "fedhpo.space", "torch"],
+    "fedhpo.store": ["fedhpo.sim", "fedhpo.tune", "plotly", "torch"],
 }
 
 

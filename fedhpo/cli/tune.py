@@ -38,7 +38,7 @@ def main(args: argparse.Namespace) -> int:
     if args.overrides:
         values = dict(parse_override(o) for o in args.overrides)
         space = dataclasses.replace(space, base=space.base.with_values(values))
-    trials = space.tuner.trials if args.trials is None else args.trials
+    trials = int(space.tuner.trials or 30) if args.trials is None else args.trials
     study_name = args.study or Path(space.source).stem
     console.print(
         f"study [bold]{study_name}[/bold] in {args.storage}: {trials} trials, "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import optuna
 from sqlalchemy.engine import make_url
@@ -56,15 +57,19 @@ def open_storage(
             "postgresql://user@host:5432/dbname",
             key="--storage",
         ) from None
-    engine_kwargs: dict = {}
+    engine_kwargs: dict[str, Any] = {}
     if backend == "sqlite":
         prepare_sqlite(url)
         engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
     else:
         engine_kwargs = {"pool_pre_ping": True}
-    beat = {"heartbeat_interval": 30, "grace_period": 120} if heartbeat else {}
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **beat)
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=30 if heartbeat else None,
+            grace_period=120 if heartbeat else None,
+        )
     except ImportError as exc:
         raise StudyError(
             f"no database driver for {backend!r}: {exc}; install it "

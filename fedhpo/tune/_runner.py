@@ -45,7 +45,7 @@ class TuneOptions:
 
 
 def _directions(space: SearchSpace) -> list[str]:
-    return [o.direction for o in space.objectives]
+    return [str(o.direction) for o in space.objectives]
 
 
 def _comparable(space: dict[str, Any]) -> dict[str, Any]:
@@ -69,9 +69,8 @@ def create_or_resume(space: SearchSpace, opts: TuneOptions) -> optuna.Study:
         if [d.name.lower() for d in study.directions] != _directions(space):
             raise StudyError(f"study {opts.study!r} has other objective directions", key="--study")
         return study
-    study = optuna.create_study(
-        storage=storage, study_name=opts.study, directions=_directions(space)
-    )
+    directions = [optuna.study.StudyDirection[d.upper()] for d in _directions(space)]
+    study = optuna.create_study(storage=storage, study_name=opts.study, directions=directions)
     study.set_user_attr(rec.VERSION, __version__)
     study.set_user_attr(rec.SPACE, rec.clean(space.to_dict()))
     study.set_user_attr(rec.SPACE_FILE, space.source)

@@ -1,0 +1,140 @@
+"""``fedhpo bench``: time workload W (fast vs reference trainer) or run the FedProx check."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+
+from fedhpo.bench import (
+    WorkloadReport,
+    run_fedprox_check,
+    run_workload_w,
+    summarize,
+)
+from fedhpo.config import load_config
+
+FEDPROX_CONFIG = "configs/fedprox_synthetic_1_1.yaml"
+_MB = 1e6
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="time the simulator on workload W, or run the FedProx paper check",
+        description=(
+            "w: workload W of GUIDE.md with the fast and the reference cohort trainer in one "
+            "process. fedprox: mu=0 vs mu=1 on Synthetic(1,1) and IID (FedProx paper check)."
+        ),
+    )
+    p.add_argument("--workload", choices=("w", "fedprox"), default="w", help="default: w")
+    p.add_argument("--rounds", type=int, metavar="N", help="rounds (default: 30 / the config's)")
+    p.add_argument("--repeat", type=int, default=1, metavar="R", help="runs per trainer (w)")
+    p.add_argument(
+        "--clients", type=int, default=1000, metavar="C", help="clients in W (default 1000)"
+    )
+    p.add_argument("--skip-reference", action="store_true", help="time the fast trainer only")
+    p.add_argument("--config", default=FEDPROX_CONFIG, metavar="PATH", help="fedprox base config")
+    p.add_argument(
+        "--seeds", type=int, nargs="+", default=[0, 1], metavar="S", help="fedprox data seeds"
+    )
+    p.add_argument("--jobs", type=int, default=2, metavar="J", help="fedprox processes")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    progress = Console(stderr=True, highlight=False)
+    log = None if args.json else progress.print
+    if args.workload == "fedprox":
+        return _fedprox(args, log)
+    trainers = ("fast",) if args.skip_reference else ("fast", "reference")
+    report = run_workload_w(args.rounds or 30, args.repeat, args.clients, trainers, log)
+    if args.json:
+        payload = dataclasses.asdict(report) | {"speedup": report.speedup}
+        print(json.dumps(payload, indent=2))
+    else:
+        print(format_workload(report))
+    return 0
+
+
+def _fedprox(args: argparse.Namespace, log: Any) -> int:
+    base = load_config(args.config)
+    arms = run_fedprox_check(base, args.seeds, args.rounds, args.jobs, log)
+    summary = summarize(arms)
+    if args.json:
+        print(json.dumps({"arms": [dataclasses.asdict(a) for a in arms], "mean": summary}))
+        return 0
+    columns = ["variant", "data_seed", "mu", "rounds", "status", "train_loss", "test_accuracy"]
+    rows = [[getattr(a, c) for c in columns] + [a.seconds] for a in arms]
+    print(plain_table([*columns, "seconds"], rows))
+    print()
+    print("mean over data seeds (train loss of the final global model on all training rows):")
+    print(plain_table(list(summary[0]), [list(s.values()) for s in summary]))
+    return 0
+
+
+def format_workload(report: WorkloadReport) -> str:
+    """The workload figures as plain text: a header, one table row per trainer, the ratio."""
+    raw = report.raw_bytes / _MB
+    lines = [
+        f"workload W: {report.clients} clients ({report.rows} rows), {report.cohort} per "
+        f"round, {report.rounds} rounds x {report.repeats} repeat(s)",
+        f"data built in {report.build_seconds:.2f} s; raw float32 arrays (x + test x) "
+        f"{raw:.1f} MB; peak RSS {report.rss_before_build_bytes / _MB:.0f} MB before the "
+        f"data, {report.rss_after_build_bytes / _MB:.0f} MB after",
+        "",
+    ]
+    columns = ["trainer", "path", "ms/round", "total s", "updates/s", "test acc", "peak RSS MB"]
+    rows = [
+        [
+            t.trainer,
+            t.path,
+            t.seconds_per_round * 1e3,
+            t.total_seconds,
+            t.updates_per_second,
+            t.test_accuracy,
+            t.peak_rss_bytes / _MB,
+        ]
+        for t in report.trainers
+    ]
+    lines.append(plain_table(columns, rows))
+    peak = max(t.peak_rss_bytes for t in report.trainers)
+    lines += [
+        "",
+        f"peak RSS / raw arrays: {peak / report.raw_bytes:.2f}x "
+        f"(growth since start of the data build: "
+        f"{(peak - report.rss_before_build_bytes) / report.raw_bytes:.2f}x)",
+    ]
+    if report.speedup is not None:
+        lines.append(f"reference / fast: {report.speedup:.1f}x per round")
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
+    return str(value)
+
+
+def plain_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Columns aligned with spaces: text left, numbers right; stable for diffs and scripts."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    numeric = [
+        all(isinstance(row[i], (int, float)) for row in rows) if rows else False
+        for i in range(len(columns))
+    ]
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+
+    def line(values: Sequence[str]) -> str:
+        parts = [
+            v.rjust(w) if num else v.ljust(w)
+            for v, w, num in zip(values, widths, numeric, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    return "\n".join([line(columns), *(line(r) for r in cells)])
