@@ -69,12 +69,20 @@ def _fedprox(args: argparse.Namespace, log: Any) -> int:
     if args.json:
         print(json.dumps({"arms": [dataclasses.asdict(a) for a in arms], "mean": summary}))
         return 0
-    columns = ["variant", "data_seed", "mu", "rounds", "status", "train_loss", "test_accuracy"]
-    rows = [[getattr(a, c) for c in columns] + [a.seconds] for a in arms]
-    print(plain_table([*columns, "seconds"], rows))
+    columns = ["variant", "data seed", "mu", "rounds", "status", "train loss", "test acc", "s"]
+    rows = [
+        [a.variant, a.data_seed, f"{a.mu:g}", a.rounds, a.status, a.train_loss, a.test_accuracy]
+        + [a.seconds]
+        for a in arms
+    ]
+    print(plain_table(columns, rows))
     print()
     print("mean over data seeds (train loss of the final global model on all training rows):")
-    print(plain_table(list(summary[0]), [list(s.values()) for s in summary]))
+    rows = [
+        [s["variant"], f"{s['mu']:g}", s["seeds"], s["train_loss"], s["test_accuracy"]]
+        for s in summary
+    ]
+    print(plain_table(["variant", "mu", "seeds", "train loss", "test acc"], rows))
     return 0
 
 
@@ -117,7 +125,7 @@ def format_workload(report: WorkloadReport) -> str:
 
 def _cell(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
+        return f"{value:.0f}" if abs(value) >= 1000 else f"{value:#.4g}".rstrip(".")
     return str(value)
 
 

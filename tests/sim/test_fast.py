@@ -1,0 +1,224 @@
+"""The fast cohort trainer against the reference per-client loop, option by option."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from fedhpo.config import ClientConfig, ModelConfig, config_from_dict
+from fedhpo.sim import fast
+from fedhpo.sim.client import ClientUpdate
+from fedhpo.sim.data import FederatedDataset
+from fedhpo.sim.engine import default_trainer, run_simulation, train_cohort_reference
+from fedhpo.sim.models import build_model
+from fedhpo.sim.sampling import STREAM_CLIENT, derive_seed
+
+# Heavy-tailed client sizes with a 1-row client, an empty one and short last batches.
+SIZES = [1, 7, 23, 5, 64, 3, 40, 11, 0, 16, 2, 9]
+COHORT = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])
+
+
+def make_dataset(sizes: list[int], shape: tuple[int, ...] = (6,), classes: int = 4):
+    """Client c owns rows offsets[c]:offsets[c+1], all training rows (plus one val row)."""
+    g = torch.Generator().manual_seed(0)
+    total = sum(sizes) + len(sizes)
+    x = torch.randn(total, *shape, generator=g)
+    y = torch.randint(0, classes, (total,), generator=g)
+    offsets = np.concatenate(([0], np.cumsum(np.array(sizes) + 1))).astype(np.int64)
+    return FederatedDataset(
+        x=x,
+        y=y,
+        offsets=offsets,
+        n_train=np.array(sizes, dtype=np.int64),
+        test_x=x[:10],
+        test_y=y[:10],
+        num_classes=classes,
+        name="tiny",
+    )
+
+
+DATA = make_dataset(SIZES)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: one thread is much faster (and steadier on a busy machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def params_of(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: p.detach().clone() for k, p in model.named_parameters()}
+
+
+def assert_same_updates(ref: list[ClientUpdate], got: list[ClientUpdate]) -> None:
+    assert len(got) == len(ref)
+    for r, g in zip(ref, got, strict=True):
+        assert (g.num_samples, g.steps, g.finite) == (r.num_samples, r.steps, r.finite)
+        assert g.train_loss == pytest.approx(r.train_loss, abs=1e-5)
+        assert list(g.delta) == list(r.delta)
+        for k in r.delta:
+            assert g.delta[k].shape == r.delta[k].shape
+            torch.testing.assert_close(g.delta[k], r.delta[k], rtol=0, atol=1e-5)
+
+
+def compare(model: nn.Module, hp: ClientConfig, data=DATA, cohort=COHORT, round_: int = 3):
+    params = params_of(model)
+    ref = train_cohort_reference(model, params, data, cohort, hp, 7, round_)
+    got = fast.train_cohort_fast(model, params, data, cohort, hp, 7, round_)
+    assert_same_updates(ref, got)
+    assert all(torch.equal(params[k], p) for k, p in model.named_parameters())  # untouched
+    return got
+
+
+MODELS = {
+    "logreg": ModelConfig("logreg"),
+    "mlp1": ModelConfig("mlp", {"hidden": [8]}),
+    "mlp2": ModelConfig("mlp", {"hidden": [8, 5]}),
+}
+OPTIONS = {
+    "plain": ClientConfig(lr=0.1, batch_size=4),
+    "momentum": ClientConfig(lr=0.1, batch_size=4, momentum=0.9),
+    "weight_decay": ClientConfig(lr=0.1, batch_size=4, weight_decay=0.05),
+    "mu": ClientConfig(lr=0.1, batch_size=4, mu=1.0),
+    "local_steps": ClientConfig(lr=0.1, batch_size=4, local_steps=7),  # cycles passes
+    "local_epochs": ClientConfig(lr=0.1, batch_size=5, local_epochs=3),
+    "big_batch": ClientConfig(lr=0.1, batch_size=32),
+    "all": ClientConfig(lr=0.05, batch_size=3, momentum=0.5, weight_decay=0.01, mu=0.3),
+}
+
+
+@pytest.mark.parametrize("option", sorted(OPTIONS))
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_linear_stacks_match_the_reference(name: str, option: str) -> None:
+    model = build_model(MODELS[name], (6,), 4, seed=1)
+    assert fast.fast_path(model) == "linear"
+    compare(model, OPTIONS[option])
+
+
+def test_image_input_is_flattened_and_cohort_order_is_kept() -> None:
+    data = make_dataset([5, 12, 1, 8], shape=(2, 3, 3))
+    model = build_model(ModelConfig("mlp", {"hidden": [7]}), (2, 3, 3), 4, seed=0)
+    compare(model, OPTIONS["all"], data, np.array([3, 0, 2]))
+
+
+def test_bias_free_layers_and_nested_sequentials() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Sequential(nn.Flatten(), nn.Linear(6, 5, bias=False)),
+        nn.ReLU(),
+        nn.Identity(),
+        nn.Linear(5, 4),
+    )
+    assert fast.fast_path(model) == "linear"
+    compare(model, OPTIONS["momentum"])
+
+
+def test_params_in_another_order_give_deltas_in_that_order() -> None:
+    model = build_model(MODELS["mlp1"], (6,), 4, seed=0)
+    params = dict(reversed(params_of(model).items()))
+    hp = OPTIONS["momentum"]
+    ref = train_cohort_reference(model, params, DATA, COHORT, hp, 1, 2)
+    assert_same_updates(ref, fast.train_cohort_fast(model, params, DATA, COHORT, hp, 1, 2))
+
+
+def test_groups_and_gather_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tiny budgets: clients split into several groups, rows gathered a few steps at a time."""
+    monkeypatch.setattr(fast, "_PARAM_BUDGET", 200)
+    monkeypatch.setattr(fast, "_GATHER_BUDGET", 60)
+    model = build_model(MODELS["mlp1"], (6,), 4, seed=0)
+    compare(model, OPTIONS["all"])
+
+
+def test_client_seeds_match_derive_seed() -> None:
+    clients = np.array([0, 1, 17, 999, 2**31, 2**32 - 1])
+    for seed in (0, 5, 2**32 - 1, 2**32, 2**40 + 3, 2**63 - 1):
+        for round_ in (1, 30, 2**33):
+            expected = [derive_seed(seed, STREAM_CLIENT, round_, int(c)) for c in clients]
+            assert fast._client_seeds(seed, round_, clients) == expected
+
+
+class Tanh(nn.Module):
+    """Not a Sequential, not ReLU: trained through torch.func.vmap."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(6, 5), nn.Linear(5, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(torch.tanh(self.a(x)))
+
+
+def test_other_models_use_vmap() -> None:
+    torch.manual_seed(0)
+    model = Tanh()
+    assert fast.fast_path(model) == "vmap"
+    compare(model, OPTIONS["all"])
+
+
+def test_cnn_falls_back_to_the_reference_with_one_warning() -> None:
+    data = make_dataset([3, 9, 1], shape=(1, 6, 6))
+    model = build_model(ModelConfig("cnn"), (1, 6, 6), 4, seed=0)
+    fast._WARNED.discard(type(model))
+    with pytest.warns(RuntimeWarning, match="convolutions"):
+        assert fast.fast_path(model) == "reference"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        compare(model, OPTIONS["momentum"], data, np.array([0, 1, 2]))
+
+
+def test_buffers_and_random_ops_fall_back() -> None:
+    batch_norm = nn.Sequential(nn.Linear(6, 5), nn.BatchNorm1d(5), nn.Linear(5, 4))
+    dropout = nn.Sequential(nn.Linear(6, 5), nn.Dropout(0.5), nn.Tanh(), nn.Linear(5, 4))
+    fast._WARNED.discard(nn.Sequential)
+    with pytest.warns(RuntimeWarning, match="buffers"):
+        assert fast.fast_path(batch_norm) == "reference"
+    assert fast.fast_path(dropout) == "vmap"
+    fast._WARNED.discard(nn.Sequential)
+    with pytest.warns(RuntimeWarning, match="torch.func"):
+        updates = fast.train_cohort_fast(
+            dropout, params_of(dropout), DATA, COHORT, OPTIONS["plain"], 0, 1
+        )
+    assert len(updates) == len(COHORT)
+    assert fast.fast_path(dropout) == "reference"
+
+
+def test_divergence_is_reported() -> None:
+    model = build_model(MODELS["mlp1"], (6,), 4, seed=0)
+    hp = ClientConfig(lr=1e6, batch_size=2, momentum=0.9, local_epochs=20)
+    updates = fast.train_cohort_fast(model, params_of(model), DATA, COHORT, hp, 0, 1)
+    assert not updates[-1].finite
+    assert all(u.finite for u in updates[:-1])
+
+
+SMALL = {
+    "data": {"name": "workload_w", "options": {"num_clients": 40}},
+    "model": {"name": "mlp", "options": {"hidden": [16]}},
+    "client": {"lr": 0.05, "batch_size": 8, "momentum": 0.5, "mu": 0.1},
+    "federation": {"rounds": 3, "clients_per_round": 8, "val_clients": 5},
+}
+
+
+def test_run_simulation_same_params_with_both_trainers() -> None:
+    config = config_from_dict(SMALL)
+    assert default_trainer is fast.train_cohort_fast
+    a = run_simulation(config)
+    b = run_simulation(config, trainer=train_cohort_reference)
+    assert a.status == b.status == "completed"
+    for k in b.params:
+        torch.testing.assert_close(a.params[k], b.params[k], rtol=0, atol=1e-5)
+    for ra, rb in zip(a.rounds, b.rounds, strict=True):
+        assert ra.train_loss == pytest.approx(rb.train_loss, abs=1e-5)
+        assert (ra.clients, ra.samples) == (rb.clients, rb.samples)
+
+
+def test_diverging_lr_is_a_diverged_run() -> None:
+    config = config_from_dict(SMALL).with_values({"client.lr": 1e5, "client.momentum": 0.9})
+    result = run_simulation(config)
+    assert result.status == "diverged"
