@@ -13,9 +13,11 @@ from rich.console import Console
 from fedhpo.bench import (
     WorkloadReport,
     run_fedprox_check,
+    run_tune_bench,
     run_workload_w,
     summarize,
 )
+from fedhpo.bench._tune import DEMO_SPACE
 from fedhpo.config import load_config
 
 FEDPROX_CONFIG = "configs/fedprox_synthetic_1_1.yaml"
@@ -43,6 +45,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--seeds", type=int, nargs="+", default=[0, 1], metavar="S", help="fedprox data seeds"
     )
     p.add_argument("--jobs", type=int, default=2, metavar="J", help="fedprox processes")
+    p.add_argument(
+        "--tune",
+        action="store_true",
+        help="time the lr_mu demo search with 1 and 2 jobs and report trials per minute",
+    )
+    p.add_argument("--trials", type=int, default=20, metavar="N", help="trials per search (--tune)")
+    p.add_argument("--space", default=DEMO_SPACE, metavar="FILE", help="space for --tune")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=main)
 
@@ -50,6 +59,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     progress = Console(stderr=True, highlight=False)
     log = None if args.json else progress.print
+    if args.tune:
+        return _tune(args, log)
     if args.workload == "fedprox":
         return _fedprox(args, log)
     trainers = ("fast",) if args.skip_reference else ("fast", "reference")
@@ -59,6 +70,25 @@ def main(args: argparse.Namespace) -> int:
         print(json.dumps(payload, indent=2))
     else:
         print(format_workload(report))
+    return 0
+
+
+def _tune(args: argparse.Namespace, log: Any) -> int:
+    figures = run_tune_bench(args.space, args.trials, (1, 2), log)
+    if args.json:
+        rows = [dataclasses.asdict(f) | {"trials_per_minute": f.trials_per_minute} for f in figures]
+        print(json.dumps(rows, indent=2))
+        return 0
+    columns = ["jobs", "trials", "complete", "pruned", "failed", "wall s", "trials/min", "best"]
+    rows = [
+        [f.jobs, f.trials, f.complete, f.pruned, f.failed, f.seconds, f.trials_per_minute]
+        + ["" if f.best is None else f.best]
+        for f in figures
+    ]
+    print(f"search {args.space}: {args.trials} trials per run, fresh SQLite study each")
+    print(plain_table(columns, rows))
+    if len(figures) == 2:
+        print(f"2 jobs / 1 job: {figures[1].trials_per_minute / figures[0].trials_per_minute:.2f}x")
     return 0
 
 

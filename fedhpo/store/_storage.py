@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -64,12 +65,14 @@ def open_storage(
     else:
         engine_kwargs = {"pool_pre_ping": True}
     try:
-        return optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=30 if heartbeat else None,
-            grace_period=120 if heartbeat else None,
-        )
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=30 if heartbeat else None,
+                grace_period=120 if heartbeat else None,
+            )
     except ImportError as exc:
         raise StudyError(
             f"no database driver for {backend!r}: {exc}; install it "

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fedhpo.cli.main import main
-from tests.tune.conftest import BASE, LR_MU
+from tests.helpers import BASE, LR_MU
 
 REPO = Path(__file__).resolve().parents[2]
 

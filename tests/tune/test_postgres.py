@@ -10,7 +10,7 @@ import pytest
 from optuna.trial import TrialState
 
 from fedhpo.tune import tune
-from tests.tune.conftest import LR_MU
+from tests.helpers import LR_MU
 
 URL = os.environ.get("FEDHPO_TEST_POSTGRES_URL")
 pytestmark = pytest.mark.skipif(

@@ -17,7 +17,7 @@ from fedhpo.space import load_space
 from fedhpo.store import _records as rec
 from fedhpo.store import best_config, export_best, leaderboard, other_trials
 from fedhpo.tune import tune
-from tests.tune.conftest import LR_MU
+from tests.helpers import LR_MU
 
 
 def states(study: optuna.Study) -> dict[str, int]:

@@ -1,20 +1,16 @@
-"""Tiny search spaces over tiny generated federations, so whole studies run in seconds."""
+"""Fixtures shared across the suite: tiny search spaces over tiny generated federations."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+import torch
 
-BASE = """\
-data:
-  name: synthetic
-  options: {alpha: 1.0, beta: 1.0, num_clients: 12}
-model: {name: logreg}
-client: {lr: 0.05, batch_size: 16, local_epochs: 1}
-federation: {rounds: 12, clients_per_round: 4, eval_every: 1}
-seed: 0
-"""
+from tests.helpers import BASE
+
+# Small models on CPU: one thread is several times faster than many (DEVELOPERS.md).
+torch.set_num_threads(1)
 
 
 @pytest.fixture
@@ -42,9 +38,3 @@ def make_space(tmp_path: Path):
 @pytest.fixture
 def storage(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'study.db'}"
-
-
-LR_MU = """\
-  client.lr: {type: float, low: 1.0e-4, high: 1.0, log: true}
-  client.mu: {type: float, low: 0.0, high: 1.0}
-"""

@@ -1,0 +1,66 @@
+"""Benchmarks produce consistent figures on tiny inputs (no timing assertions)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fedhpo.bench import arm_config, run_fedprox_check, run_tune_bench, run_workload_w, summarize
+from fedhpo.cli.bench import plain_table
+from fedhpo.cli.main import main
+from fedhpo.config import config_from_dict
+from tests.helpers import LR_MU
+
+
+def test_workload_w_fast_and_reference_agree() -> None:
+    report = run_workload_w(rounds=2, repeats=1, clients=200)
+    fast, ref = report.trainers
+    assert (fast.trainer, ref.trainer) == ("fast", "reference")
+    assert fast.path == "linear"
+    assert fast.test_accuracy == pytest.approx(ref.test_accuracy, abs=1e-3)
+    assert report.cohort == 100 and report.clients == 200
+    assert report.raw_bytes == 4 * 60 * (report.rows + 10_000)
+    assert report.speedup is not None and report.speedup > 0
+
+
+def test_bench_cli_json_is_stable(capsys) -> None:
+    code = main(["bench", "--rounds", "2", "--clients", "150", "--skip-reference", "--json"])
+    payload = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert {"clients", "rounds", "trainers", "raw_bytes", "speedup"} <= payload.keys()
+    assert payload["trainers"][0]["trainer"] == "fast" and payload["speedup"] is None
+
+
+def test_fedprox_arms_cover_both_variants_and_mus() -> None:
+    base = config_from_dict(
+        {
+            "data": {"name": "synthetic", "options": {"num_clients": 8}},
+            "model": {"name": "logreg"},
+            "client": {"local_epochs": 1, "batch_size": 10, "lr": 0.01},
+            "federation": {"rounds": 2, "clients_per_round": 3},
+        }
+    )
+    assert arm_config(base, "iid", 1, 1.0, 2).data.options["iid"] is True
+    assert arm_config(base, "iid", 1, 1.0, 2).client.mu == 1.0
+    arms = run_fedprox_check(base, data_seeds=(0,), rounds=2, jobs=1)
+    assert len(arms) == 4
+    summary = summarize(arms)
+    assert sorted((s["variant"], s["mu"]) for s in summary) == sorted(
+        (a.variant, a.mu) for a in arms
+    )
+    assert all(a.train_loss > 0 and 0 <= a.test_accuracy <= 1 for a in arms)
+
+
+def test_tune_bench_counts_every_trial(make_space) -> None:
+    space = make_space(LR_MU, tuner="{sampler: random, pruner: none, trials: 3, seed: 0}")
+    (fig,) = run_tune_bench(space, trials=3, jobs=(1,))
+    assert fig.trials == 3 == fig.complete + fig.pruned + fig.failed
+    assert fig.trials_per_minute > 0 and fig.best is not None
+
+
+def test_plain_table_aligns_numbers_right() -> None:
+    text = plain_table(["name", "value"], [["a", 1.5], ["bb", 12345.0]])
+    lines = text.splitlines()
+    assert lines[0].startswith("name") and lines[1].endswith("1.500")
+    assert len({len(line) for line in lines[1:]}) == 1
