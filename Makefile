@@ -32,6 +32,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check fedhpo tests
 	$(BIN)/ruff format --check fedhpo tests
+	$(BIN)/mypy fedhpo
 	$(BIN)/pytest -q
 
 typecheck: $(STAMP)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Mapping
 
 from rich.console import Console
@@ -10,7 +11,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from fedhpo.plugins import load_plugins
 
-console = Console(highlight=False)
+# Piped output (CI logs, `| less`) gets wide lines instead of rich's 80-column default.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
 def add_config_args(parser: argparse.ArgumentParser) -> None:

@@ -76,8 +76,10 @@ def main(args: argparse.Namespace) -> int:
 def _tune(args: argparse.Namespace, log: Any) -> int:
     figures = run_tune_bench(args.space, args.trials, (1, 2), log)
     if args.json:
-        rows = [dataclasses.asdict(f) | {"trials_per_minute": f.trials_per_minute} for f in figures]
-        print(json.dumps(rows, indent=2))
+        records = [
+            dataclasses.asdict(f) | {"trials_per_minute": f.trials_per_minute} for f in figures
+        ]
+        print(json.dumps(records, indent=2))
         return 0
     columns = ["jobs", "trials", "complete", "pruned", "failed", "wall s", "trials/min", "best"]
     rows = [
