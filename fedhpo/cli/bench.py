@@ -82,7 +82,7 @@ def _tune(args: argparse.Namespace, log: Any) -> int:
         print(json.dumps(records, indent=2))
         return 0
     columns = ["jobs", "trials", "complete", "pruned", "failed", "wall s", "trials/min", "best"]
-    rows = [
+    rows: list[list[Any]] = [
         [f.jobs, f.trials, f.complete, f.pruned, f.failed, f.seconds, f.trials_per_minute]
         + ["" if f.best is None else f.best]
         for f in figures
