@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from fedhpo.config import ClientConfig, ModelConfig, config_from_dict
-from fedhpo.sim import fast
+from fedhpo.sim import _fast_kernels, _fast_schedule, fast
 from fedhpo.sim.client import ClientUpdate
 from fedhpo.sim.data import FederatedDataset
 from fedhpo.sim.engine import default_trainer, run_simulation, train_cohort_reference
@@ -141,7 +141,7 @@ def test_client_seeds_match_derive_seed() -> None:
     for seed in (0, 5, 2**32 - 1, 2**32, 2**40 + 3, 2**63 - 1):
         for round_ in (1, 30, 2**33):
             expected = [derive_seed(seed, STREAM_CLIENT, round_, int(c)) for c in clients]
-            assert fast._client_seeds(seed, round_, clients) == expected
+            assert _fast_schedule._client_seeds(seed, round_, clients) == expected
 
 
 class Tanh(nn.Module):
@@ -165,7 +165,7 @@ def test_other_models_use_vmap() -> None:
 def test_cnn_falls_back_to_the_reference_with_one_warning() -> None:
     data = make_dataset([3, 9, 1], shape=(1, 6, 6))
     model = build_model(ModelConfig("cnn"), (1, 6, 6), 4, seed=0)
-    fast._WARNED.discard(type(model))
+    _fast_kernels._WARNED.discard(type(model))
     with pytest.warns(RuntimeWarning, match="convolutions"):
         assert fast.fast_path(model) == "reference"
     with warnings.catch_warnings():
@@ -176,11 +176,11 @@ def test_cnn_falls_back_to_the_reference_with_one_warning() -> None:
 def test_buffers_and_random_ops_fall_back() -> None:
     batch_norm = nn.Sequential(nn.Linear(6, 5), nn.BatchNorm1d(5), nn.Linear(5, 4))
     dropout = nn.Sequential(nn.Linear(6, 5), nn.Dropout(0.5), nn.Tanh(), nn.Linear(5, 4))
-    fast._WARNED.discard(nn.Sequential)
+    _fast_kernels._WARNED.discard(nn.Sequential)
     with pytest.warns(RuntimeWarning, match="buffers"):
         assert fast.fast_path(batch_norm) == "reference"
     assert fast.fast_path(dropout) == "vmap"
-    fast._WARNED.discard(nn.Sequential)
+    _fast_kernels._WARNED.discard(nn.Sequential)
     with pytest.warns(RuntimeWarning, match="torch.func"):
         updates = fast.train_cohort_fast(
             dropout, params_of(dropout), DATA, COHORT, OPTIONS["plain"], 0, 1
