@@ -16,14 +16,18 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The demo: tune client lr and FedProx mu on Synthetic(1,1) with low-fidelity trials in two
-# processes, rank them, export the best config and run it at full fidelity, then report.
+# The demo: tune client lr and FedProx mu on Synthetic(1,1) with low-fidelity trials (20 of
+# 200 rounds; trial 0 is the base config) in two processes, re-run the top 3 at full fidelity
+# with 2 seeds (short runs favour aggressive learning rates), export the winner, run it, report.
 # Running it again resumes the same study (sqlite:///fedhpo.db) with more trials.
 DEMO_TRIALS ?= 30
 DEMO_JOBS ?= 2
+DEMO_PROMOTE ?= 3
+DEMO_SEEDS ?= 2
 
 demo: $(STAMP)
-	$(BIN)/fedhpo tune --space searchspaces/lr_mu.yaml --trials $(DEMO_TRIALS) --jobs $(DEMO_JOBS)
+	$(BIN)/fedhpo tune --space searchspaces/lr_mu.yaml --trials $(DEMO_TRIALS) --jobs $(DEMO_JOBS) \
+		--promote $(DEMO_PROMOTE) --seeds $(DEMO_SEEDS)
 	$(BIN)/fedhpo leaderboard lr_mu --top 10
 	$(BIN)/fedhpo best lr_mu --out configs/best_lr_mu.yaml
 	$(BIN)/fedhpo run configs/best_lr_mu.yaml --out runs/best_lr_mu

@@ -19,6 +19,7 @@ def _row(trial: optuna.trial.FrozenTrial, names: list[str]) -> dict[str, Any]:
     curves = trial.user_attrs.get(rec.CURVES) or {}
     row["rounds"] = len(curves.get("round", []))
     row["wall_seconds"] = trial.user_attrs.get(rec.WALL_SECONDS)
+    row["origin"] = trial.user_attrs.get(rec.ORIGIN, "")
     for key, value in sorted(trial.params.items()):
         row[key] = value
     return row

@@ -16,6 +16,7 @@ BYTES_SENT = "bytes_sent"
 STATUS_REASON = "status_reason"  # why it ended: completed / pruned at round r / diverged / error
 FINAL_METRICS = "final_metrics"  # {metric: value} at the end of the trial's run
 CLIENT_ACCURACIES = "client_accuracies"
+ORIGIN = "origin"  # "base config" on the trial that runs the base config's own values
 
 # Study user attributes.
 VERSION = "fedhpo_version"

@@ -23,6 +23,7 @@ from fedhpo.sim.sampling import derive_seed
 from fedhpo.space import SearchSpace, grid_search_space
 from fedhpo.store import _records as rec
 from fedhpo.store import leaderboard, open_storage
+from fedhpo.tune._baseline import ORIGIN, base_point
 from fedhpo.tune._factories import make_pruner, make_sampler
 from fedhpo.tune._fidelity import full_config
 from fedhpo.tune._objective import Objective, cached_dataset
@@ -80,6 +81,10 @@ def create_or_resume(space: SearchSpace, opts: TuneOptions) -> optuna.Study:
     study.set_user_attr(
         rec.OBJECTIVES, [{"metric": o.metric, "direction": o.direction} for o in space.objectives]
     )
+    baseline = base_point(space)
+    if baseline is not None and space.tuner.sampler != "grid":
+        # Trial 0 runs the base config itself: the leaderboard shows where the search started.
+        study.enqueue_trial(baseline, user_attrs={ORIGIN: "base config"})
     return study
 
 

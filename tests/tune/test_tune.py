@@ -210,3 +210,18 @@ def test_validation_objective_needs_validation_rows(make_space, storage, tmp_pat
     with pytest.raises(SearchSpaceError, match="val_fraction"):
         tune(space, storage=storage, log=lambda _: None)
     assert math.isfinite(1.0)
+
+
+def test_trial_zero_is_the_base_config(make_space, storage) -> None:
+    study = tune(make_space(LR_MU), storage=storage, study="base", trials=2, log=lambda _: None)
+    first = study.trials[0]
+    assert first.user_attrs[rec.ORIGIN] == "base config"
+    assert first.params == {"client.lr": 0.05, "client.mu": 0.0}  # the base config's values
+    assert rec.ORIGIN not in study.trials[1].user_attrs
+    assert leaderboard(study).set_index("trial").loc[0, "origin"] == "base config"
+
+
+def test_base_outside_the_space_is_not_enqueued(make_space, storage) -> None:
+    space = make_space("  client.lr: {type: float, low: 0.1, high: 1.0}\n")
+    study = tune(space, storage=storage, study="nobase", trials=2, log=lambda _: None)
+    assert all(rec.ORIGIN not in t.user_attrs for t in study.trials)
