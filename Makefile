@@ -17,12 +17,14 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # The demo: tune client lr and FedProx mu on Synthetic(1,1) with low-fidelity trials (20 of
-# 200 rounds; trial 0 is the base config) in two processes, re-run the top 3 at full fidelity
-# with 2 seeds (short runs favour aggressive learning rates), export the winner, run it, report.
+# 200 rounds; trial 0 is the base config) in two processes, re-run the top 2 and the base
+# config at full fidelity
+# with 2 seeds each (short runs favour aggressive learning rates), export the winner, run it,
+# report.
 # Running it again resumes the same study (sqlite:///fedhpo.db) with more trials.
 DEMO_TRIALS ?= 30
 DEMO_JOBS ?= 2
-DEMO_PROMOTE ?= 3
+DEMO_PROMOTE ?= 2
 DEMO_SEEDS ?= 2
 
 demo: $(STAMP)

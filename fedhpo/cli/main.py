@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+import optuna
 import torch
 
 from fedhpo import __version__
@@ -35,6 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # Small models on CPU: one thread per process is several times faster than many.
     torch.set_num_threads(int(os.environ.get("FEDHPO_THREADS", "1")))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # fedhpo prints its own progress
     try:
         return int(args.func(args) or 0)
     except FedhpoError as exc:

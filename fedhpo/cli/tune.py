@@ -14,7 +14,7 @@ from fedhpo.cli._study_args import add_storage_arg
 from fedhpo.config import parse_override
 from fedhpo.space import load_space
 from fedhpo.store import leaderboard, other_trials
-from fedhpo.tune import tune
+from fedhpo.tune import TuneOptions, promote, tune
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -52,11 +52,17 @@ def main(args: argparse.Namespace) -> int:
             trials=trials,
             jobs=args.jobs,
             timeout=args.timeout,
-            promote_top=args.promote,
-            seeds=args.seeds,
             progress=bar,
-            log=console.print,
         )
+    if args.promote > 0:
+        console.print(
+            f"promoting the top {args.promote} and the base config: full fidelity, "
+            f"{args.seeds} seed(s) each"
+        )
+        opts = TuneOptions(
+            args.storage, study_name, 0, args.jobs, promote=args.promote, seeds=args.seeds
+        )
+        promote(space, opts, log=console.print)
     board = leaderboard(study, top=5)
     others = other_trials(study)
     counts = others["state"].value_counts().to_dict() if not others.empty else {}

@@ -206,7 +206,8 @@ def _promote_one(space: SearchSpace, params: dict[str, Any], seeds: list[int]) -
 def promote(
     space: SearchSpace, opts: TuneOptions, log: Callable[[str], None] = print
 ) -> dict[int, dict[str, Any]]:
-    """Re-run the top ``opts.promote`` trials at full fidelity with ``opts.seeds`` seeds each.
+    """Re-run the top ``opts.promote`` trials (and the base-config trial) at full fidelity
+    with ``opts.seeds`` seeds each.
 
     The results go to the study's ``promotions`` attribute; the leaderboard then ranks by
     their mean, since low-fidelity scores are noisy.
@@ -219,6 +220,8 @@ def promote(
         return {}
     top = [int(n) for n in board["trial"].head(opts.promote)]
     trials = {t.number: t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
+    # The base config is re-run too, so the winner is compared with where the search started.
+    top += [n for n, t in trials.items() if t.user_attrs.get(ORIGIN) and n not in top]
     seeds = [space.base.seed + i for i in range(opts.seeds)]
     results: dict[int, dict[str, Any]] = {}
     if opts.jobs > 1:

@@ -172,21 +172,26 @@ def test_best_then_run_round_trip(make_space, storage, tmp_path) -> None:
 
 
 def test_promotion_ranks_by_full_fidelity_mean(make_space, storage) -> None:
-    space = make_space(LR_MU, tuner="{sampler: random, pruner: none, trials: 4, seed: 0}")
-    study = tune(space, storage=storage, study="pr", promote_top=2, seeds=2, log=lambda _: None)
+    space = make_space(LR_MU, tuner="{sampler: random, pruner: none, trials: 5, seed: 0}")
+    before = leaderboard(tune(space, storage=storage, study="pr", log=lambda _: None))
+    low_fi_top2 = {int(n) for n in before["trial"].head(2)}
+    study = tune(
+        space, storage=storage, study="pr", trials=0, promote_top=2, seeds=2, log=lambda _: None
+    )
     promoted = rec.promotions(study)
-    assert len(promoted) == 2
+    # the top 2 at low fidelity, plus trial 0 (the base config) for comparison
+    assert set(promoted) == low_fi_top2 | {0}
     for entry in promoted.values():
         assert entry["seeds"] == [0, 1] and len(entry["values"]) == 2
         assert entry["mean"] == pytest.approx(sum(entry["values"]) / 2)
     board = leaderboard(study)
-    top2 = board.head(2)
-    assert set(top2["trial"]) == set(promoted)
-    assert list(top2["promoted_mean"]) == sorted(top2["promoted_mean"], reverse=True)
-    assert board["promoted_mean"].iloc[2:].isna().all()
+    head = board.head(len(promoted))
+    assert set(head["trial"]) == set(promoted)
+    assert list(head["promoted_mean"]) == sorted(head["promoted_mean"], reverse=True)
+    assert board["promoted_mean"].iloc[len(promoted) :].isna().all()
     # the exported best is the promoted winner
     assert best_config(study).client.lr == pytest.approx(
-        study.trials[int(top2["trial"].iloc[0])].params["client.lr"]
+        study.trials[int(head["trial"].iloc[0])].params["client.lr"]
     )
 
 
