@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck install clean
+.PHONY: demo test typecheck install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,9 +18,8 @@ install: $(STAMP)
 
 # The demo: tune client lr and FedProx mu on Synthetic(1,1) with low-fidelity trials (20 of
 # 200 rounds; trial 0 is the base config) in two processes, re-run the top 2 and the base
-# config at full fidelity
-# with 2 seeds each (short runs favour aggressive learning rates), export the winner, run it,
-# report.
+# config at full fidelity with 2 seeds each (short runs favour aggressive learning rates),
+# export the winner, run it, report.
 # Running it again resumes the same study (sqlite:///fedhpo.db) with more trials.
 DEMO_TRIALS ?= 30
 DEMO_JOBS ?= 2
