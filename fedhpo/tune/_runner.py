@@ -8,6 +8,7 @@ import multiprocessing as mp
 import statistics
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -184,20 +185,22 @@ def run_trials(space: SearchSpace, opts: TuneOptions, progress: Progress | None 
         progress(opts.trials, opts.trials, _best(study))
 
 
-def _promote_one(space: SearchSpace, params: dict[str, Any], seeds: list[int]) -> dict[str, Any]:
+def _full_run(space: SearchSpace, params: dict[str, Any], seed: int) -> tuple[float, float]:
+    """One full-fidelity run: (objective value, test accuracy); nan if it did not complete."""
     torch.set_num_threads(1)
-    metric = space.objectives[0].metric
-    values, tests = [], []
-    for seed in seeds:
-        config = full_config(space.base, params, seed)
-        result = run_simulation(config, cached_dataset(config.data))
-        values.append(result.metric(metric) if result.status == "completed" else math.nan)
-        tests.append(result.test_accuracy)
+    config = full_config(space.base, params, seed)
+    result = run_simulation(config, cached_dataset(config.data))
+    value = result.metric(space.objectives[0].metric)
+    return (value if result.status == "completed" else math.nan), result.test_accuracy
+
+
+def _summary(seeds: list[int], runs: list[tuple[float, float]]) -> dict[str, Any]:
+    values = [v for v, _ in runs]
     finite = [v for v in values if math.isfinite(v)]
     return {
         "seeds": seeds,
         "values": values,
-        "test_accuracy": tests,
+        "test_accuracy": [t for _, t in runs],
         "mean": statistics.fmean(finite) if finite else None,
         "std": statistics.stdev(finite) if len(finite) > 1 else 0.0,
     }
@@ -207,7 +210,7 @@ def promote(
     space: SearchSpace, opts: TuneOptions, log: Callable[[str], None] = print
 ) -> dict[int, dict[str, Any]]:
     """Re-run the top ``opts.promote`` trials (and the base-config trial) at full fidelity
-    with ``opts.seeds`` seeds each.
+    with ``opts.seeds`` seeds each, the (config, seed) runs spread over ``opts.jobs`` processes.
 
     The results go to the study's ``promotions`` attribute; the leaderboard then ranks by
     their mean, since low-fidelity scores are noisy.
@@ -223,19 +226,17 @@ def promote(
     # The base config is re-run too, so the winner is compared with where the search started.
     top += [n for n, t in trials.items() if t.user_attrs.get(ORIGIN) and n not in top]
     seeds = [space.base.seed + i for i in range(opts.seeds)]
-    results: dict[int, dict[str, Any]] = {}
+    jobs = [(n, seed) for n in top for seed in seeds]
+    runs: dict[tuple[int, int], tuple[float, float]] = {}
     if opts.jobs > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
         with ProcessPoolExecutor(opts.jobs, mp_context=mp.get_context("spawn")) as pool:
-            futures = {n: pool.submit(_promote_one, space, trials[n].params, seeds) for n in top}
-            for n, fut in futures.items():
-                results[n] = fut.result()
-                log(_promotion_line(n, trials[n], results[n]))
+            futures = {j: pool.submit(_full_run, space, trials[j[0]].params, j[1]) for j in jobs}
+            runs = {j: f.result() for j, f in futures.items()}
     else:
-        for n in top:
-            results[n] = _promote_one(space, trials[n].params, seeds)
-            log(_promotion_line(n, trials[n], results[n]))
+        runs = {j: _full_run(space, trials[j[0]].params, j[1]) for j in jobs}
+    results = {n: _summary(seeds, [runs[(n, s)] for s in seeds]) for n in top}
+    for n in top:
+        log(_promotion_line(n, trials[n], results[n]))
     for n, r in results.items():
         r["low_fidelity"] = trials[n].value
     merged = {str(k): v for k, v in rec.promotions(study).items()}
