@@ -9,25 +9,23 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
-from fedhpo.config import ClientConfig, RunConfig
-from fedhpo.sim.client import ClientUpdate, evaluate, local_update
+from fedhpo.config import RunConfig
+from fedhpo.sim.client import evaluate
+from fedhpo.sim.cohort import CohortTrainer, train_cohort_reference
 from fedhpo.sim.data import FederatedDataset
 from fedhpo.sim.datasets import build_dataset
 from fedhpo.sim.fast import train_cohort_fast
 from fedhpo.sim.models import build_model
 from fedhpo.sim.result import RoundRecord, SimulationResult, Status
 from fedhpo.sim.sampling import (
-    STREAM_CLIENT,
     STREAM_INIT,
     derive_seed,
     sample_cohort,
-    torch_generator,
     validation_clients,
 )
 from fedhpo.sim.server import aggregate, make_server_optimizer
@@ -38,46 +36,17 @@ RoundCallback = Callable[[int, Mapping[str, float]], "bool | None"]
 
 Params = dict[str, torch.Tensor]
 
-
-class CohortTrainer(Protocol):
-    """Trains the clients of one round; the vectorized fast path is another implementation."""
-
-    def __call__(
-        self,
-        model: nn.Module,
-        params: Params,
-        dataset: FederatedDataset,
-        cohort: np.ndarray,
-        hp: ClientConfig,
-        seed: int,
-        round_: int,
-    ) -> Sequence[ClientUpdate]: ...
-
-
-def train_cohort_reference(
-    model: nn.Module,
-    params: Params,
-    dataset: FederatedDataset,
-    cohort: np.ndarray,
-    hp: ClientConfig,
-    seed: int,
-    round_: int,
-) -> list[ClientUpdate]:
-    """The plain per-client loop: the reference every faster path is tested against."""
-    updates = []
-    for c in cohort.tolist():
-        x, y = dataset.client_train(c)
-        gen = torch_generator(seed, STREAM_CLIENT, round_, c)
-        update = local_update(model, params, x, y, hp, gen)
-        updates.append(update)
-        if not update.finite:
-            break
-    return updates
-
-
 #: The trainer :func:`run_simulation` uses unless told otherwise: the vectorized fast path,
 #: which itself falls back to :func:`train_cohort_reference` for models it cannot vectorize.
 default_trainer: CohortTrainer = train_cohort_fast
+
+__all__ = [
+    "CohortTrainer",
+    "RoundCallback",
+    "default_trainer",
+    "run_simulation",
+    "train_cohort_reference",
+]
 
 
 def _finite(params: Params) -> bool:

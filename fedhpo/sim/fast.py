@@ -1,7 +1,7 @@
 """The fast cohort trainer: all sampled clients of a round step together (batched matmuls/vmap).
 
 :func:`train_cohort_fast` returns the same :class:`~fedhpo.sim.client.ClientUpdate` list as
-:func:`fedhpo.sim.engine.train_cohort_reference` (to float rounding): each client draws
+:func:`fedhpo.sim.cohort.train_cohort_reference` (to float rounding): each client draws
 ``torch.randperm(n, generator=...)`` per pass from ``torch_generator(seed, STREAM_CLIENT,
 round, client)`` exactly as :func:`~fedhpo.sim.client.local_update` does, and takes the same
 SGD steps (momentum, weight decay, FedProx ``mu``).
@@ -48,6 +48,7 @@ from fedhpo.sim._fast_kernels import (
 )
 from fedhpo.sim._fast_schedule import Schedule, build_schedule, draw_permutations
 from fedhpo.sim.client import ClientUpdate, Params
+from fedhpo.sim.cohort import train_cohort_reference
 from fedhpo.sim.data import FederatedDataset
 
 __all__ = ["fast_path", "train_cohort_fast"]
@@ -174,7 +175,7 @@ def train_cohort_fast(
 ) -> list[ClientUpdate]:
     """Train the cohort's clients together; same updates as ``train_cohort_reference``.
 
-    A :class:`~fedhpo.sim.engine.CohortTrainer`. Falls back to the reference loop (warning
+    A :class:`~fedhpo.sim.cohort.CohortTrainer`. Falls back to the reference loop (warning
     once per model class) for models neither fast path handles.
     """
     if len(cohort) == 0:
@@ -187,7 +188,7 @@ def train_cohort_fast(
         and (kernel.flattens or len(dataset.feature_shape) == 1)
     )
     if not usable:
-        return _reference(model, params, dataset, cohort, hp, seed, round_)
+        return train_cohort_reference(model, params, dataset, cohort, hp, seed, round_)
     assert kernel.grad_fn is not None
     anchors = [params[k].detach() for k in kernel.names]
     keys = [(k, kernel.names.index(k)) for k in params]  # deltas keyed in the caller's order
@@ -198,7 +199,7 @@ def train_cohort_fast(
             raise
         warn_once(model, f"cannot be vectorized with torch.func ({type(exc).__name__}: {exc})")
         KERNELS[model] = Kernel("reference", None)
-        return _reference(model, params, dataset, cohort, hp, seed, round_)
+        return train_cohort_reference(model, params, dataset, cohort, hp, seed, round_)
     return updates
 
 
@@ -241,17 +242,3 @@ def _train(
         if not update.finite:
             return updates[: i + 1]
     return updates
-
-
-def _reference(
-    model: nn.Module,
-    params: Params,
-    dataset: FederatedDataset,
-    cohort: np.ndarray,
-    hp: ClientConfig,
-    seed: int,
-    round_: int,
-) -> list[ClientUpdate]:
-    from fedhpo.sim.engine import train_cohort_reference  # the engine imports this module
-
-    return train_cohort_reference(model, params, dataset, cohort, hp, seed, round_)

@@ -13,21 +13,11 @@ from optuna.trial import TrialState
 
 from fedhpo.store import _records as rec
 from fedhpo.tune import tune
+from tests.helpers import BASE as HELPER_BASE
+from tests.helpers import LR_MU
 
-BASE = """\
-data:
-  name: synthetic
-  options: {alpha: 1.0, beta: 1.0, num_clients: 12}
-model: {name: logreg}
-client: {lr: 0.05, batch_size: 16, local_epochs: 1}
-federation: {rounds: 10, clients_per_round: 4, eval_every: 1}
-seed: 0
-"""
+BASE = HELPER_BASE.replace("rounds: 12", "rounds: 10")
 
-LR_MU = """\
-  client.lr: {type: float, low: 1.0e-4, high: 1.0, log: true}
-  client.mu: {type: float, low: 0.0, high: 1.0}
-"""
 
 HOSTILE = "<script>alert(1)</script>"
 HOSTILE_PARAM = '<img src=x onerror="alert(2)">'
