@@ -12,7 +12,7 @@ from fedhpo.space import SearchSpace, load_space
 from fedhpo.store import DEFAULT_STORAGE, open_storage
 from fedhpo.tune._factories import PRUNERS, SAMPLERS, make_pruner, make_sampler
 from fedhpo.tune._fidelity import full_config
-from fedhpo.tune._objective import Objective, PruningCallback
+from fedhpo.tune._objective import Objective, PruningCallback, cached_dataset
 from fedhpo.tune._runner import Progress, TuneOptions, promote, run_trials
 
 __all__ = [
@@ -62,6 +62,9 @@ def tune(
     if not isinstance(space, SearchSpace):
         space = load_space(space)
     _check_runnable(space)
+    # Build the base data once before touching the database: a missing data file is a clear
+    # error here, not a failure in every trial (and the dataset is cached for jobs=1).
+    cached_dataset(space.config_for({}).data)
     name = study or Path(space.source).stem
     opts = TuneOptions(
         storage=storage,

@@ -230,3 +230,14 @@ def test_base_outside_the_space_is_not_enqueued(make_space, storage) -> None:
     space = make_space("  client.lr: {type: float, low: 0.1, high: 1.0}\n")
     study = tune(space, storage=storage, study="nobase", trials=2, log=lambda _: None)
     assert all(rec.ORIGIN not in t.user_attrs for t in study.trials)
+
+
+def test_missing_data_file_fails_before_the_study_exists(make_space, tmp_path) -> None:
+    from fedhpo.errors import DataError
+
+    space = make_space(LR_MU)
+    (tmp_path / "base.yaml").write_text("data: {name: idx, options: {path: no/such/folder}}\n")
+    db = tmp_path / "never.db"
+    with pytest.raises(DataError, match="no/such/folder"):
+        tune(space, storage=f"sqlite:///{db}", log=lambda _: None)
+    assert not db.exists()
