@@ -143,18 +143,21 @@ def _best(study: optuna.Study) -> float | None:
         return None
 
 
+def _finished(study: optuna.Study) -> set[int]:
+    return {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+
+
 def run_trials(space: SearchSpace, opts: TuneOptions, progress: Progress | None = None) -> None:
     """Run ``opts.trials`` new trials in ``opts.jobs`` processes against one study."""
     study = create_or_resume(space, opts)
-    start_count = len(study.get_trials(deepcopy=False))
+    before = _finished(study)
+
+    def report() -> None:
+        if progress:
+            progress(len(_finished(study) - before), opts.trials, _best(study))
+
     if opts.jobs <= 1:
-
-        def on_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-            if progress:
-                done = len(study.get_trials(deepcopy=False)) - start_count
-                progress(done, opts.trials, _best(study))
-
-        _optimize(space, opts, 0, opts.trials, callbacks=[on_trial])
+        _optimize(space, opts, 0, opts.trials, callbacks=[lambda _s, _t: report()])
         return
     ctx = mp.get_context("spawn")
     procs = [
@@ -167,13 +170,7 @@ def run_trials(space: SearchSpace, opts: TuneOptions, progress: Progress | None 
     try:
         while any(p.is_alive() for p in procs):
             time.sleep(0.5)
-            if progress:
-                finished = [
-                    t
-                    for t in study.get_trials(deepcopy=False)
-                    if t.number >= start_count and t.state.is_finished()
-                ]
-                progress(len(finished), opts.trials, _best(study))
+            report()
     except KeyboardInterrupt:
         for p in procs:
             p.terminate()
@@ -181,8 +178,13 @@ def run_trials(space: SearchSpace, opts: TuneOptions, progress: Progress | None 
     finally:
         for p in procs:
             p.join()
-    if progress:
-        progress(opts.trials, opts.trials, _best(study))
+    report()
+    failed = [p.exitcode for p in procs if p.exitcode != 0]
+    if failed:
+        raise StudyError(
+            f"{len(failed)} trial process(es) stopped with exit code(s) {failed}; "
+            "their error is printed above"
+        )
 
 
 def _full_run(space: SearchSpace, params: dict[str, Any], seed: int) -> tuple[float, float]:

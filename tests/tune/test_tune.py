@@ -241,3 +241,16 @@ def test_missing_data_file_fails_before_the_study_exists(make_space, tmp_path) -
     with pytest.raises(DataError, match="no/such/folder"):
         tune(space, storage=f"sqlite:///{db}", log=lambda _: None)
     assert not db.exists()
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_progress_counts_this_session_trials(make_space, storage, jobs) -> None:
+    space = make_space(LR_MU, tuner="{sampler: random, pruner: none, trials: 4, seed: 0}")
+    first: list[tuple[int, int, float | None]] = []
+    second: list[tuple[int, int, float | None]] = []
+    tune(space, storage=storage, trials=3, jobs=jobs, progress=lambda *a: first.append(a))
+    tune(space, storage=storage, trials=2, jobs=jobs, progress=lambda *a: second.append(a))
+    # the enqueued base-config trial counts once, in the first session; resumed trials restart
+    assert first[-1][:2] == (3, 3) and second[-1][:2] == (2, 2)
+    assert all(0 <= done <= total for done, total, _ in first + second)
+    assert second[-1][2] is not None  # the best value so far
