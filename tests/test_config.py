@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fedhpo.config import (
     RunConfig,
@@ -155,3 +157,59 @@ def test_field_info() -> None:
     assert field_info("model.options.hidden").kind == "any"
     with pytest.raises(ConfigError, match="valid keys here"):
         field_info("client.lrr")
+
+
+# Any YAML mapping gives a config or a ConfigError, never another exception (GUIDE.md, 12).
+_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 5),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=5),
+)
+_keys = st.sampled_from(
+    [
+        "data",
+        "model",
+        "client",
+        "server",
+        "federation",
+        "seed",
+        "lr",
+        "name",
+        "options",
+        "rounds",
+        "partition",
+        "alpha",
+        "optimizer",
+        "mu",
+        "x",
+    ]
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_keys, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_keys, _values, max_size=5))
+def test_any_mapping_gives_a_config_or_a_config_error(data) -> None:
+    try:
+        config = config_from_dict(data)
+    except ConfigError as exc:
+        assert str(exc) and "\n" not in str(exc)
+    else:
+        assert isinstance(config, RunConfig)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=40))
+def test_any_override_text_gives_a_config_or_a_config_error(text) -> None:
+    try:
+        config = load_config(None, [text])
+    except ConfigError as exc:
+        assert str(exc).startswith("--set") or "key.path=value" in str(exc)
+    else:
+        assert isinstance(config, RunConfig)
