@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import TextIO
 
 import optuna
 import torch
@@ -30,6 +32,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """Warnings as one plain line, without the source line that raised them."""
+    print(f"fedhpo: note: {message}", file=file or sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (2 for bad input, 130 for Ctrl-C)."""
     parser = build_parser()
@@ -37,6 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Small models on CPU: one thread per process is several times faster than many.
     torch.set_num_threads(int(os.environ.get("FEDHPO_THREADS", "1")))
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # fedhpo prints its own progress
+    warnings.showwarning = _show_warning
     try:
         return int(args.func(args) or 0)
     except FedhpoError as exc:
