@@ -30,3 +30,11 @@ def test_layer_imports(module: str) -> None:
     for banned in FORBIDDEN[module]:
         bad = sorted(m for m in loaded if m == banned or m.startswith(banned + "."))
         assert not bad, f"{module} imports {banned}: {bad[:5]}"
+
+
+def test_public_names_resolve() -> None:
+    import fedhpo
+
+    for name in fedhpo.__all__:
+        assert getattr(fedhpo, name) is not None, name
+    assert callable(fedhpo.run) and callable(fedhpo.write_report)
