@@ -14,7 +14,7 @@ from typing import Any, Protocol, TypeVar
 import torch
 from torch import Tensor
 
-from fedhpo.config import ServerConfig
+from fedhpo.config import ServerConfig, add_server_optimizer_name
 from fedhpo.errors import ConfigError
 from fedhpo.sim.client import ClientUpdate, Params
 
@@ -72,6 +72,7 @@ def register_server_optimizer(name: str) -> Callable[[Fac], Fac]:
         if name in _OPTIMIZERS and _OPTIMIZERS[name] is not factory:
             raise ValueError(f"a server optimizer named {name!r} is already registered")
         _OPTIMIZERS[name] = factory
+        add_server_optimizer_name(name)
         return factory
 
     return decorator

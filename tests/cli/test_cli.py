@@ -159,3 +159,33 @@ def test_unknown_study_exits_2(capsys, tmp_path) -> None:
     storage = f"sqlite:///{tmp_path / 'x.db'}"
     code, _, err = run_cli(capsys, "leaderboard", "nope", "--storage", storage)
     assert code == 2 and "no study 'nope'" in err
+
+
+def test_plugin_server_optimizer_is_usable_from_yaml(capsys, tmp_path, monkeypatch) -> None:
+    from fedhpo import config as config_module
+    from fedhpo.sim import server
+
+    monkeypatch.setattr(server, "_OPTIMIZERS", dict(server._OPTIMIZERS))
+    monkeypatch.setattr(config_module, "_SERVER_OPTIMIZERS", list(config_module._SERVER_OPTIMIZERS))
+    (tmp_path / "my_fedhpo_server.py").write_text(
+        "from fedhpo.sim.server import register_server_optimizer\n"
+        "@register_server_optimizer('damped')\n"
+        "class Damped:\n"
+        "    def __init__(self, cfg):\n"
+        "        self.scale = cfg.options.get('scale', 1.0)\n"
+        "    def init(self, params):\n"
+        "        return None\n"
+        "    def step(self, params, delta, state):\n"
+        "        return {k: p + self.scale * delta[k] for k, p in params.items()}, state\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        BASE.replace("rounds: 12", "rounds: 2")
+        + "server: {optimizer: damped, options: {scale: 0.5}}\n"
+    )
+    code, _, err = run_cli(capsys, "run", str(config))
+    assert code == 2 and "'damped'" in err and "--plugin" in err  # not registered yet
+    code, stdout, err = run_cli(capsys, "run", str(config), "--plugin", "my_fedhpo_server")
+    assert code == 0, err
+    assert "completed" in stdout
