@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from fedhpo.errors import SearchSpaceError
 
@@ -97,13 +97,15 @@ class Condition:
 
 
 @dataclass(frozen=True)
-class And:
-    """Holds when every one of ``conditions`` holds."""
+class _Compound:
+    """A condition made of ``conditions``, combined by ``all`` (And) or ``any`` (Or)."""
 
     conditions: tuple[AnyCondition, ...]
+    word: ClassVar[str]
+    combine: ClassVar[Callable[[Iterable[bool]], bool]]
 
     def __post_init__(self) -> None:
-        _check_parts(self, "And")
+        _check_parts(self, type(self).__name__)
 
     @property
     def parents(self) -> frozenset[str]:
@@ -115,52 +117,42 @@ class And:
         return tuple(leaf for c in self.conditions for leaf in c.leaves())
 
     def holds(self, values: Mapping[str, Any]) -> bool:
-        """True if all parts hold."""
-        return all(c.holds(values) for c in self.conditions)
+        """True if all parts (And) or any part (Or) hold."""
+        return type(self).combine(c.holds(values) for c in self.conditions)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return {"and": [c.to_dict() for c in self.conditions]}
+        return {self.word: [c.to_dict() for c in self.conditions]}
 
     def __str__(self) -> str:
-        return " and ".join(f"({c})" if isinstance(c, Or) else str(c) for c in self.conditions)
+        def part(c: AnyCondition) -> str:
+            nested = isinstance(c, _Compound) and type(c) is not type(self)
+            return f"({c})" if nested else str(c)
+
+        return f" {self.word} ".join(part(c) for c in self.conditions)
 
 
 @dataclass(frozen=True)
-class Or:
+class And(_Compound):
+    """Holds when every one of ``conditions`` holds."""
+
+    word: ClassVar[str] = "and"
+    combine: ClassVar[Callable[[Iterable[bool]], bool]] = all
+
+
+@dataclass(frozen=True)
+class Or(_Compound):
     """Holds when at least one of ``conditions`` holds."""
 
-    conditions: tuple[AnyCondition, ...]
-
-    def __post_init__(self) -> None:
-        _check_parts(self, "Or")
-
-    @property
-    def parents(self) -> frozenset[str]:
-        """Names of the params this condition reads."""
-        return frozenset().union(*(c.parents for c in self.conditions))
-
-    def leaves(self) -> tuple[Condition, ...]:
-        """The plain comparisons in this condition."""
-        return tuple(leaf for c in self.conditions for leaf in c.leaves())
-
-    def holds(self, values: Mapping[str, Any]) -> bool:
-        """True if any part holds."""
-        return any(c.holds(values) for c in self.conditions)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return {"or": [c.to_dict() for c in self.conditions]}
-
-    def __str__(self) -> str:
-        return " or ".join(f"({c})" if isinstance(c, And) else str(c) for c in self.conditions)
+    word: ClassVar[str] = "or"
+    combine: ClassVar[Callable[[Iterable[bool]], bool]] = any
 
 
 AnyCondition = Condition | And | Or
 """A condition tree: a comparison, or an And / Or of condition trees."""
 
 
-def _check_parts(node: And | Or, name: str) -> None:
+def _check_parts(node: _Compound, name: str) -> None:
     parts = tuple(node.conditions) if isinstance(node.conditions, (list, tuple)) else ()
     if not parts or not all(isinstance(c, (Condition, And, Or)) for c in parts):
         raise SearchSpaceError(f"{name} needs a non-empty list of conditions")
