@@ -254,3 +254,24 @@ def test_progress_counts_this_session_trials(make_space, storage, jobs) -> None:
     assert first[-1][:2] == (3, 3) and second[-1][:2] == (2, 2)
     assert all(0 <= done <= total for done, total, _ in first + second)
     assert second[-1][2] is not None  # the best value so far
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random", "gp", "cmaes", "qmc"])
+@pytest.mark.parametrize("pruner", ["hyperband", "successive_halving", "median", "none"])
+def test_every_sampler_and_pruner_runs_a_study(make_space, storage, sampler, pruner) -> None:
+    space = make_space(LR_MU, tuner=f"{{sampler: {sampler}, pruner: {pruner}, trials: 3, seed: 0}}")
+    study = tune(space, storage=storage, study="s", log=lambda _: None)
+    assert len(study.trials) == 3
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
+    assert len({tuple(t.params.values()) for t in study.trials}) == 3
+
+
+def test_grid_sampler_enumerates_the_grid(make_space, storage) -> None:
+    space = make_space(
+        "  client.lr: {type: categorical, choices: [0.01, 0.1]}\n"
+        "  client.local_epochs: {type: int, low: 1, high: 2}\n",
+        tuner="{sampler: grid, pruner: none, seed: 0}",
+    )
+    study = tune(space, storage=storage, study="g", log=lambda _: None)
+    points = {(t.params["client.lr"], t.params["client.local_epochs"]) for t in study.trials}
+    assert points == {(0.01, 1), (0.01, 2), (0.1, 1), (0.1, 2)}
