@@ -98,7 +98,7 @@ def local_update(
 
 
 def evaluate(
-    model: nn.Module, params: Mapping[str, Tensor], x: Tensor, y: Tensor, batch_size: int = 4096
+    model: nn.Module, params: Mapping[str, Tensor], x: Tensor, y: Tensor, batch_size: int = 256
 ) -> EvalResult:
     """Summed cross-entropy and arg-max accuracy of ``params`` on ``(x, y)``, in chunks."""
     loss_sum, correct = 0.0, 0

@@ -94,9 +94,12 @@ class Objective:
     def _run(self, trial: optuna.Trial) -> float | list[float]:
         params = suggest(self.space, trial)
         config = self.space.config_for(params)
-        trial.set_user_attr(rec.CONFIG, rec.clean(config.to_dict()))
-        trial.set_user_attr(rec.FIDELITY, rec.clean(_fidelity_dict(config)))
         prune = PruningCallback(trial, self.metrics[0], config, not self.space.is_multi_objective)
+        if not any(m.startswith("test_") for m in self.metrics):
+            # Validation drives the search; the test set is scored once, at the end.
+            config = config.with_values({"federation.eval_every": config.federation.rounds})
+        trial.set_user_attr(rec.CONFIG, rec.clean(config.to_dict()))
+        trial.set_user_attr(rec.FIDELITY, rec.clean(_fidelity_dict(config, prune.every)))
         result = run_simulation(config, cached_dataset(config.data), callbacks=[prune])
         record_result(trial, result)
         if result.status == "interrupted":
@@ -118,12 +121,12 @@ class Objective:
         return values[0] if len(values) == 1 else values
 
 
-def _fidelity_dict(config: RunConfig) -> dict[str, Any]:
+def _fidelity_dict(config: RunConfig, eval_every: int) -> dict[str, Any]:
     fed = config.federation
     return {
         "rounds": fed.rounds,
         "clients_per_round": fed.clients_per_round,
         "client_fraction": fed.client_fraction,
         "data_fraction": config.data.fraction,
-        "eval_every": fed.eval_every,
+        "eval_every": eval_every,
     }

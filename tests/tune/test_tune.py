@@ -275,3 +275,19 @@ def test_grid_sampler_enumerates_the_grid(make_space, storage) -> None:
     study = tune(space, storage=storage, study="g", log=lambda _: None)
     points = {(t.params["client.lr"], t.params["client.local_epochs"]) for t in study.trials}
     assert points == {(0.01, 1), (0.01, 2), (0.1, 1), (0.1, 2)}
+
+
+@pytest.mark.parametrize(("metric", "test_rounds"), [("val_loss", [6]), ("test_loss", [2, 4, 6])])
+def test_test_set_is_scored_only_when_the_objective_needs_it(
+    make_space, storage, metric, test_rounds
+) -> None:
+    space = make_space(
+        LR_MU, objective=f"{{metric: {metric}}}", fidelity="{rounds: 6, eval_every: 2}"
+    )
+    study = tune(space, storage=storage, study="t", trials=1, log=lambda _: None)
+    (trial,) = study.trials
+    curves = trial.user_attrs[rec.CURVES]
+    scored = [r for r, v in zip(curves["round"], curves["test_accuracy"], strict=True) if v]
+    assert scored == test_rounds
+    assert sorted(trial.intermediate_values) == [2, 4, 6]  # pruning still sees every 2 rounds
+    assert trial.user_attrs[rec.FIDELITY]["eval_every"] == 2
