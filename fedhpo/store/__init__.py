@@ -1,16 +1,20 @@
 """fedhpo.store: study storage URLs, trial records, leaderboards and best-config export."""
 
 from fedhpo.store._export import best_config, best_trial, export_best
-from fedhpo.store._leaderboard import leaderboard, other_trials, study_summaries
-from fedhpo.store._storage import DEFAULT_STORAGE, open_storage
+from fedhpo.store._leaderboard import leaderboard, other_trials, running_trials, study_summaries
+from fedhpo.store._retry import RetryPolicy
+from fedhpo.store._storage import DEFAULT_STORAGE, Liveness, open_storage
 
 __all__ = [
     "DEFAULT_STORAGE",
+    "Liveness",
+    "RetryPolicy",
     "best_config",
     "best_trial",
     "export_best",
     "leaderboard",
     "open_storage",
     "other_trials",
+    "running_trials",
     "study_summaries",
 ]

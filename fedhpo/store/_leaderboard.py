@@ -62,8 +62,14 @@ def leaderboard(study: optuna.Study, top: int | None = None) -> pd.DataFrame:
     return frame.head(top) if top else frame
 
 
+def worker_name(trial: optuna.trial.FrozenTrial) -> str:
+    """``host:pid`` of the worker that runs (ran) the trial, or "" if unknown."""
+    who = trial.user_attrs.get(rec.WORKER)
+    return f"{who.get('host')}:{who.get('pid')}" if isinstance(who, dict) else ""
+
+
 def other_trials(study: optuna.Study) -> pd.DataFrame:
-    """Pruned, failed and still-running trials, with the reason each ended."""
+    """Pruned, failed, running and queued trials, with the reason each ended and its worker."""
     rows = []
     for t in study.get_trials(deepcopy=False):
         if t.state == TrialState.COMPLETE:
@@ -75,9 +81,27 @@ def other_trials(study: optuna.Study) -> pd.DataFrame:
                 "state": t.state.name.lower(),
                 "rounds": len(curves.get("round", [])),
                 "reason": t.user_attrs.get(rec.STATUS_REASON, ""),
+                "worker": worker_name(t),
                 **dict(sorted(t.params.items())),
             }
         )
+    return pd.DataFrame(rows)
+
+
+def running_trials(study: optuna.Study) -> pd.DataFrame:
+    """Trials running now: which worker (host:pid) runs each, since when, rounds reported."""
+    rows = [
+        {
+            "trial": t.number,
+            "worker": worker_name(t),
+            "started": t.datetime_start.isoformat(sep=" ", timespec="seconds")
+            if t.datetime_start
+            else "",
+            "rounds reported": len(t.intermediate_values),
+            **dict(sorted(t.params.items())),
+        }
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    ]
     return pd.DataFrame(rows)
 
 
@@ -86,10 +110,13 @@ def study_summaries(storage: optuna.storages.BaseStorage) -> pd.DataFrame:
     rows = []
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=True):
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
-        counts = {s: 0 for s in ("complete", "pruned", "fail", "running")}
+        counts = {s: 0 for s in ("complete", "pruned", "fail", "running", "waiting")}
+        workers: list[str] = []
         for t in study.get_trials(deepcopy=False):
             key = t.state.name.lower()
             counts[key] = counts.get(key, 0) + 1
+            if t.state == TrialState.RUNNING:
+                workers.append(worker_name(t) or "?")
         best: Any = None
         if len(study.directions) == 1 and summary.best_trial is not None:
             best = summary.best_trial.value
@@ -104,6 +131,9 @@ def study_summaries(storage: optuna.storages.BaseStorage) -> pd.DataFrame:
                 "complete": counts["complete"],
                 "pruned": counts["pruned"],
                 "failed": counts["fail"],
+                "running": counts["running"],
+                "queued": counts["waiting"],
+                "workers": ", ".join(sorted(set(workers))),
                 "best": best,
             }
         )

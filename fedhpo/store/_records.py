@@ -17,6 +17,7 @@ STATUS_REASON = "status_reason"  # why it ended: completed / pruned at round r /
 FINAL_METRICS = "final_metrics"  # {metric: value} at the end of the trial's run
 CLIENT_ACCURACIES = "client_accuracies"
 ORIGIN = "origin"  # "base config" on the trial that runs the base config's own values
+WORKER = "worker"  # {"host": ..., "pid": ...} of the process that runs (ran) the trial
 
 # Study user attributes.
 VERSION = "fedhpo_version"
@@ -26,6 +27,7 @@ SPACE_TEXT = "space_text"
 BASE_CONFIG = "base_config"  # the full-fidelity base run config (dict)
 OBJECTIVES = "objectives"  # [{"metric": ..., "direction": ...}]
 PROMOTIONS = "promotions"  # {"<trial number>": {"seeds": [...], "values": [...], ...}}
+BUDGET = "budget"  # {"trials": total, "timeout": seconds, "started": epoch seconds} of all workers
 
 CURVE_KEYS = ("train_loss", "val_loss", "val_accuracy")
 

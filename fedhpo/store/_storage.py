@@ -1,9 +1,10 @@
-"""Storage URLs -> Optuna RDB storages tuned for several writer processes."""
+"""Storage URLs -> Optuna RDB storages tuned for many writer processes and machines."""
 
 from __future__ import annotations
 
 import sqlite3
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from fedhpo.errors import StudyError
+from fedhpo.store._budget import RetryTrial
+from fedhpo.store._rdb import FedhpoStorage
+from fedhpo.store._retry import RetryPolicy
 
 DEFAULT_STORAGE = "sqlite:///fedhpo.db"
 SQLITE_BUSY_TIMEOUT_S = 120
@@ -41,14 +45,36 @@ def prepare_sqlite(url: str) -> None:
         conn.execute("PRAGMA journal_mode=WAL")
 
 
+@dataclass(frozen=True)
+class Liveness:
+    """How a worker shows it is alive: a heartbeat every ``interval`` seconds; a RUNNING trial
+    whose heartbeat is older than ``grace`` seconds is failed and queued again."""
+
+    interval: int = 10
+    grace: int = 120
+
+    def __post_init__(self) -> None:
+        if self.interval < 1 or self.grace <= self.interval:
+            raise StudyError(
+                f"heartbeat interval must be >= 1 s and the grace period longer than it, "
+                f"got {self.interval} s and {self.grace} s",
+                key="--heartbeat",
+            )
+
+
 def open_storage(
-    url: str = DEFAULT_STORAGE, *, heartbeat: bool = False
+    url: str = DEFAULT_STORAGE,
+    *,
+    liveness: Liveness | None = None,
+    retry: RetryPolicy | None = None,
 ) -> optuna.storages.RDBStorage:
-    """An Optuna RDBStorage for ``url`` (sqlite:///file.db or postgresql://...).
+    """An Optuna RDB storage for ``url`` (sqlite:///file.db or postgresql://...).
 
     SQLite gets a long busy timeout and WAL mode so that ``--jobs N`` processes can write to
-    one file; ``heartbeat`` marks trials of a killed worker as failed instead of running
-    forever.
+    one file. Queued trials are claimed atomically (:class:`FedhpoStorage`). ``liveness``
+    turns on heartbeats: trials of a killed worker are failed and queued again instead of
+    running forever. ``retry``: calls that fail because the database is unreachable are
+    retried with backoff (workers); without it they fail at once (commands that only read).
     """
     try:
         backend = make_url(url).get_backend_name()
@@ -63,15 +89,19 @@ def open_storage(
         prepare_sqlite(url)
         engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
     else:
-        engine_kwargs = {"pool_pre_ping": True}
+        # A retrying storage notices a dropped connection by the error and reconnects; a
+        # ping before every query would cost a round trip per call.
+        engine_kwargs = {"pool_pre_ping": retry is None}
     try:
         with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
+            return FedhpoStorage(
                 url,
+                retry=retry,
                 engine_kwargs=engine_kwargs,
-                heartbeat_interval=30 if heartbeat else None,
-                grace_period=120 if heartbeat else None,
+                heartbeat_interval=liveness.interval if liveness else None,
+                grace_period=liveness.grace if liveness else None,
+                heartbeat_stale_trial_callback=RetryTrial() if liveness else None,
             )
     except ImportError as exc:
         raise StudyError(

@@ -1,0 +1,89 @@
+"""Database calls that outlive a server restart: retry connection errors with backoff."""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from sqlalchemy import exc as sa_exc
+
+T = TypeVar("T")
+
+#: Errors that mean "the database is not reachable right now", not "the request is wrong".
+#: SQLite's "database is locked" is an OperationalError too, and is worth waiting out.
+TRANSIENT = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long a worker keeps retrying a failing database call before it gives up.
+
+    Waits grow from ``first`` seconds, doubling up to ``cap``, with jitter, until
+    ``total`` seconds have passed since the first failure.
+    """
+
+    total: float = 300.0
+    first: float = 0.5
+    cap: float = 10.0
+
+    def waits(self) -> list[float]:
+        """The successive waits (seconds) before each retry."""
+        out: list[float] = []
+        wait, spent = self.first, 0.0
+        while spent < self.total:
+            out.append(min(wait, self.total - spent))
+            spent += out[-1]
+            wait = min(wait * 2, self.cap)
+        return out
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True if ``exc`` or one of its causes is a connection-level database error."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, TRANSIENT):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    cause = exc.__cause__
+    if cause is not None and str(cause).strip():
+        text = str(cause).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def warn(message: str) -> None:
+    """One plain line on stderr (workers run unattended; their log is the record)."""
+    print(f"fedhpo: {message}", file=sys.stderr, flush=True)
+
+
+def call_with_retry(fn: Callable[[], T], policy: RetryPolicy | None, what: str = "call") -> T:
+    """``fn()``, retried with backoff while it raises a transient database error.
+
+    The first failure and the recovery are reported on stderr; after ``policy.total``
+    seconds the last error is raised.
+    """
+    if policy is None:
+        return fn()
+    waits = policy.waits()
+    for attempt in range(len(waits) + 1):
+        try:
+            result = fn()
+        except Exception as exc:
+            if not is_transient(exc) or attempt == len(waits):
+                raise
+            if attempt == 0:
+                warn(f"database unavailable during {what} ({_first_line(exc)}); retrying")
+            time.sleep(waits[attempt] * random.uniform(0.8, 1.0))
+            continue
+        if attempt > 0:
+            warn(f"database back after {attempt} retries ({what})")
+        return result
+    raise AssertionError("unreachable")
