@@ -1,13 +1,14 @@
-"""``--storage`` and study lookup shared by the commands that read studies."""
+"""``--storage``, study lookup and worker liveness flags shared by the study commands."""
 
 from __future__ import annotations
 
 import argparse
 
 import optuna
+from sqlalchemy.engine import make_url
 
 from fedhpo.errors import StudyError
-from fedhpo.store import DEFAULT_STORAGE, open_storage
+from fedhpo.store import DEFAULT_STORAGE, Liveness, RetryPolicy, open_storage
 
 
 def add_storage_arg(parser: argparse.ArgumentParser) -> None:
@@ -19,6 +20,14 @@ def add_storage_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def masked(url: str) -> str:
+    """The storage URL with its password hidden, for printing."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
 def load_study(name: str, storage_url: str) -> optuna.Study:
     """Load a study by name, or say which studies exist."""
     storage = open_storage(storage_url)
@@ -27,3 +36,37 @@ def load_study(name: str, storage_url: str) -> optuna.Study:
         known = ", ".join(names) if names else "none yet; run `fedhpo tune` first"
         raise StudyError(f"no study {name!r} in {storage_url}; studies: {known}", key="STUDY")
     return optuna.load_study(study_name=name, storage=storage)
+
+
+def add_worker_args(parser: argparse.ArgumentParser) -> None:
+    """Heartbeat and database-retry settings of processes that run trials."""
+    d = Liveness()
+    parser.add_argument(
+        "--heartbeat",
+        type=int,
+        default=d.interval,
+        metavar="SECONDS",
+        help=f"heartbeat interval of a running trial (default {d.interval})",
+    )
+    parser.add_argument(
+        "--grace",
+        type=int,
+        default=d.grace,
+        metavar="SECONDS",
+        help=f"a trial whose heartbeat is older is failed and queued again (default {d.grace})",
+    )
+    parser.add_argument(
+        "--db-retry",
+        type=float,
+        default=RetryPolicy().total,
+        metavar="SECONDS",
+        help="keep retrying an unreachable database this long (default %(default)s)",
+    )
+
+
+def liveness_from(args: argparse.Namespace) -> Liveness:
+    return Liveness(interval=args.heartbeat, grace=args.grace)
+
+
+def retry_from(args: argparse.Namespace) -> RetryPolicy:
+    return RetryPolicy(total=args.db_retry)

@@ -1,4 +1,5 @@
-"""``fedhpo leaderboard STUDY``: complete trials ranked; pruned and failed ones apart."""
+"""``fedhpo leaderboard STUDY``: complete trials ranked; running ones with their worker;
+pruned and failed ones apart."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import argparse
 from fedhpo.cli._common import console
 from fedhpo.cli._format import add_format_arg, print_frame
 from fedhpo.cli._study_args import add_storage_arg, load_study
-from fedhpo.store import leaderboard, other_trials
+from fedhpo.store import leaderboard, other_trials, running_trials
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -31,6 +32,9 @@ def main(args: argparse.Namespace) -> int:
     else:
         title = "Pareto front" if len(study.directions) > 1 else f"Top {len(board)} trials"
         print_frame(board, "table", title=f"{title} of {args.study}")
+    running = running_trials(study)
+    if not running.empty:
+        print_frame(running, "table", title=f"Running now: {len(running)}")
     others = other_trials(study)
     if not others.empty:
         counts = others["state"].value_counts().to_dict()

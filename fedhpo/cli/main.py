@@ -13,11 +13,11 @@ import optuna
 import torch
 
 from fedhpo import __version__
-from fedhpo.cli import bench, best, leaderboard, report, space, studies, tune
+from fedhpo.cli import bench, best, leaderboard, report, space, studies, tune, worker
 from fedhpo.cli import run as run_cmd
 from fedhpo.errors import FedhpoError
 
-COMMANDS = [run_cmd, tune, studies, leaderboard, best, space, report, bench]
+COMMANDS = [run_cmd, tune, worker, studies, leaderboard, best, space, report, bench]
 
 
 def build_parser() -> argparse.ArgumentParser:

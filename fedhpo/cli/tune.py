@@ -10,9 +10,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from fedhpo.cli._common import add_config_args, console, load_args_plugins
 from fedhpo.cli._format import print_frame
-from fedhpo.cli._study_args import add_storage_arg
+from fedhpo.cli._study_args import (
+    add_storage_arg,
+    add_worker_args,
+    liveness_from,
+    masked,
+    retry_from,
+)
 from fedhpo.config import parse_override
-from fedhpo.space import load_space
+from fedhpo.space import SearchSpace, load_space
 from fedhpo.store import leaderboard, other_trials
 from fedhpo.tune import TuneOptions, promote, tune
 
@@ -21,13 +27,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tune", help="search hyperparameters with low-fidelity federated trials")
     p.add_argument("--space", required=True, metavar="FILE", help="search-space YAML")
     p.add_argument("--study", metavar="NAME", help="study name (default: the space file's stem)")
-    p.add_argument("--trials", type=int, metavar="N", help="new trials to run (default: space)")
+    p.add_argument(
+        "--trials", type=int, metavar="N", help="new trials in total over all jobs and workers"
+    )
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="trial processes (default 1)")
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="stop starting new trials")
     p.add_argument("--base", metavar="CONFIG", help="base run config (overrides the space's)")
     p.add_argument("--promote", type=int, default=0, metavar="K", help="re-run the top K fully")
     p.add_argument("--seeds", type=int, default=3, metavar="S", help="seeds per promoted config")
+    p.add_argument(
+        "--create-only",
+        action="store_true",
+        help="create the study and its budget for `fedhpo worker`s; run no trial here",
+    )
     add_storage_arg(p)
+    add_worker_args(p)
     add_config_args(p)
     p.set_defaults(func=main)
 
@@ -40,6 +54,8 @@ def main(args: argparse.Namespace) -> int:
         space = dataclasses.replace(space, base=space.base.with_values(values))
     trials = int(space.tuner.trials or 30) if args.trials is None else args.trials
     study_name = args.study or Path(space.source).stem
+    if args.create_only:
+        return _create_only(args, space, study_name, trials)
     console.print(
         f"study [bold]{study_name}[/bold] in {args.storage}: {trials} trials, "
         f"{args.jobs} job(s), sampler {space.tuner.sampler}, pruner {space.tuner.pruner}"
@@ -52,6 +68,9 @@ def main(args: argparse.Namespace) -> int:
             trials=trials,
             jobs=args.jobs,
             timeout=args.timeout,
+            plugins=args.plugins,
+            liveness=liveness_from(args),
+            retry=retry_from(args),
             progress=bar,
         )
     if args.promote > 0:
@@ -60,7 +79,13 @@ def main(args: argparse.Namespace) -> int:
             f"{args.seeds} seed(s) each"
         )
         opts = TuneOptions(
-            args.storage, study_name, 0, args.jobs, promote=args.promote, seeds=args.seeds
+            args.storage,
+            study_name,
+            0,
+            args.jobs,
+            promote=args.promote,
+            seeds=args.seeds,
+            plugins=tuple(args.plugins),
         )
         promote(space, opts, log=console.print)
     board = leaderboard(study, top=5)
@@ -79,6 +104,24 @@ def main(args: argparse.Namespace) -> int:
         f"  fedhpo best {study_name}{s} --out configs/best_{study_name}.yaml\n"
         f"  fedhpo run configs/best_{study_name}.yaml --out runs/best_{study_name}\n"
         f"  fedhpo report {study_name}{s}"
+    )
+    return 0
+
+
+def _create_only(args: argparse.Namespace, space: SearchSpace, name: str, trials: int) -> int:
+    tune(
+        space,
+        storage=args.storage,
+        study=name,
+        trials=trials,
+        timeout=args.timeout,
+        create_only=True,
+    )
+    budget = f"{trials} trials" + (f", {args.timeout:g} s" if args.timeout else "")
+    plugins = "".join(f" --plugin {m}" for m in args.plugins)
+    console.print(
+        f"created study [bold]{name}[/bold] (budget: {budget} over all workers); start workers "
+        f"with:\n  fedhpo worker --study {name} --storage {masked(args.storage)}{plugins}"
     )
     return 0
 

@@ -2,30 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import optuna
 
 from fedhpo.errors import SearchSpaceError
 from fedhpo.space import SearchSpace, load_space
-from fedhpo.store import DEFAULT_STORAGE, open_storage
+from fedhpo.store import DEFAULT_STORAGE, Liveness, RetryPolicy, open_storage
 from fedhpo.tune._factories import PRUNERS, SAMPLERS, make_pruner, make_sampler
 from fedhpo.tune._fidelity import full_config
+from fedhpo.tune._join import Joined, join_study, run_worker
+from fedhpo.tune._join import create_only as _create_only
 from fedhpo.tune._objective import Objective, PruningCallback, cached_dataset
 from fedhpo.tune._runner import Progress, TuneOptions, promote, run_trials
 
 __all__ = [
     "PRUNERS",
+    "Joined",
     "SAMPLERS",
     "Objective",
     "PruningCallback",
     "TuneOptions",
     "full_config",
+    "join_study",
     "make_pruner",
     "make_sampler",
     "promote",
     "run_trials",
+    "run_worker",
     "tune",
 ]
 
@@ -51,13 +56,19 @@ def tune(
     timeout: float | None = None,
     promote_top: int = 0,
     seeds: int = 3,
+    plugins: Sequence[str] = (),
+    liveness: Liveness | None = None,
+    retry: RetryPolicy | None = None,
+    create_only: bool = False,
     progress: Progress | None = None,
     log: Callable[[str], None] = print,
 ) -> optuna.Study:
     """Search ``space`` and return the study; running it again resumes the same study.
 
-    ``trials`` new trials (default: the space's ``tuner.trials``) run in ``jobs`` processes;
-    then the top ``promote_top`` configs are re-run at full fidelity with ``seeds`` seeds.
+    ``trials`` new trials in total (default: the space's ``tuner.trials``) run in ``jobs``
+    processes, which import the ``plugins`` modules; then the top ``promote_top`` configs are
+    re-run at full fidelity with ``seeds`` seeds. ``liveness``, ``retry``: heartbeats and database retries of the jobs.
+    ``create_only``: create the study and record its budget for ``fedhpo worker``s, run nothing.
     """
     if not isinstance(space, SearchSpace):
         space = load_space(space)
@@ -74,7 +85,13 @@ def tune(
         timeout=space.tuner.timeout if timeout is None else timeout,
         promote=promote_top,
         seeds=seeds,
+        plugins=tuple(plugins),
+        liveness=liveness or Liveness(),
+        retry=retry or RetryPolicy(),
     )
+    if create_only:
+        _create_only(space, opts)
+        return optuna.load_study(study_name=name, storage=open_storage(storage))
     run_trials(space, opts, progress)
     if promote_top > 0:
         promote(space, opts, log)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 import multiprocessing as mp
 import statistics
@@ -19,15 +18,20 @@ from optuna.trial import TrialState
 
 from fedhpo import __version__
 from fedhpo.errors import StudyError
+from fedhpo.plugins import load_plugins
 from fedhpo.sim.engine import run_simulation
 from fedhpo.sim.sampling import derive_seed
 from fedhpo.space import SearchSpace, grid_search_space
+from fedhpo.store import Liveness, RetryPolicy, leaderboard, open_storage
 from fedhpo.store import _records as rec
-from fedhpo.store import leaderboard, open_storage
+from fedhpo.store._budget import Budget, retried, save_budget, used
+from fedhpo.store._lock import StudyLock
+from fedhpo.store._retry import warn
 from fedhpo.tune._baseline import ORIGIN, base_point
 from fedhpo.tune._factories import make_pruner, make_sampler
 from fedhpo.tune._fidelity import full_config
 from fedhpo.tune._objective import Objective, cached_dataset
+from fedhpo.tune._worker import OnTrial, Worker, WorkerReport, budget_left, session_outcome
 
 #: ``progress(done, total, best)`` after each finished trial of this session.
 Progress = Callable[[int, int, "float | None"], None]
@@ -44,6 +48,9 @@ class TuneOptions:
     timeout: float | None = None
     promote: int = 0
     seeds: int = 3
+    plugins: tuple[str, ...] = ()  # imported by every job process
+    liveness: Liveness = Liveness()
+    retry: RetryPolicy = RetryPolicy()
 
 
 def _directions(space: SearchSpace) -> list[str]:
@@ -56,7 +63,15 @@ def _comparable(space: dict[str, Any]) -> dict[str, Any]:
 
 
 def create_or_resume(space: SearchSpace, opts: TuneOptions) -> optuna.Study:
-    """Open the study (creating it and recording the space), checking a resumed one matches."""
+    """Open the study (creating it and recording the space), checking a resumed one matches.
+
+    Under the study lock: two workers starting at once create (and enqueue) it once.
+    """
+    with StudyLock(opts.storage, opts.study, opts.retry).held():
+        return _create_or_resume(space, opts)
+
+
+def _create_or_resume(space: SearchSpace, opts: TuneOptions) -> optuna.Study:
     storage = open_storage(opts.storage)
     existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}
     if opts.study in existing:
@@ -89,9 +104,27 @@ def create_or_resume(space: SearchSpace, opts: TuneOptions) -> optuna.Study:
     return study
 
 
+def start_budget(
+    space: SearchSpace, opts: TuneOptions, study: optuna.Study, begin: bool = True
+) -> Budget:
+    """Record this session's budget on the study: ``opts.trials`` more trials in total over
+    all workers (at most the rest of the grid), and the timeout from now (``begin``) or from
+    when the first worker starts. Queued trials (the base config of a new study, retries)
+    are among the new ones."""
+    with StudyLock(opts.storage, opts.study, opts.retry).held():
+        trials = study.get_trials(deepcopy=False)
+        total = used([t for t in trials if t.state != TrialState.WAITING]) + opts.trials
+        if space.tuner.sampler == "grid":
+            total = min(total, math.prod(len(v) for v in grid_search_space(space).values()))
+        started = time.time() if begin and opts.timeout is not None else None
+        budget = Budget(trials=total, timeout=opts.timeout, started=started)
+        save_budget(study, budget)
+    return budget
+
+
 def _load_for_worker(space: SearchSpace, opts: TuneOptions, worker: int) -> optuna.Study:
     """The study with this worker's sampler and pruner (seeds differ per worker and resume)."""
-    storage = open_storage(opts.storage, heartbeat=opts.jobs > 1)
+    storage = open_storage(opts.storage, liveness=opts.liveness, retry=opts.retry)
     probe = optuna.load_study(study_name=opts.study, storage=storage)
     offset = len(probe.get_trials(deepcopy=False))
     seed = derive_seed(space.tuner.seed, offset, worker) % (2**31)
@@ -105,33 +138,21 @@ def _load_for_worker(space: SearchSpace, opts: TuneOptions, worker: int) -> optu
     )
 
 
-def _optimize(
-    space: SearchSpace,
-    opts: TuneOptions,
-    worker: int,
-    n_trials: int,
-    callbacks: list[Any] | None = None,
-) -> None:
+def work(
+    space: SearchSpace, opts: TuneOptions, worker: int, on_trial: OnTrial | None = None
+) -> WorkerReport:
+    """Run trials of the study in this process until its budget is used (see ``Worker``)."""
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = _load_for_worker(space, opts, worker)
-    study.optimize(
-        Objective(space),
-        n_trials=n_trials,
-        timeout=opts.timeout,
-        catch=(Exception,),
-        callbacks=callbacks,
-    )
+    lock = StudyLock(opts.storage, opts.study, opts.retry)
+    return Worker(study, lock, Objective(space), on_trial).run()
 
 
-def _worker_main(space: SearchSpace, opts: TuneOptions, worker: int, n_trials: int) -> None:
-    """Entry point of a trial process (spawned)."""
-    with contextlib.suppress(KeyboardInterrupt):  # the parent reports the interruption
-        _optimize(space, opts, worker, n_trials)
-
-
-def _shares(total: int, jobs: int) -> list[int]:
-    return [total // jobs + (1 if i < total % jobs else 0) for i in range(jobs)]
+def _worker_main(space: SearchSpace, opts: TuneOptions, worker: int) -> None:
+    """Entry point of a job process (spawned: it imports the command line's plugins itself)."""
+    load_plugins(opts.plugins)
+    work(space, opts, worker)  # a stop signal fails its trial cleanly; the exit code is 0
 
 
 def _best(study: optuna.Study) -> float | None:
@@ -144,26 +165,52 @@ def _best(study: optuna.Study) -> float | None:
 
 
 def _finished(study: optuna.Study) -> set[int]:
-    return {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+    trials = study.get_trials(deepcopy=False)
+    return {t.number for t in trials if t.state.is_finished()} - retried(trials)
 
 
 def run_trials(space: SearchSpace, opts: TuneOptions, progress: Progress | None = None) -> None:
-    """Run ``opts.trials`` new trials in ``opts.jobs`` processes against one study."""
+    """Run ``opts.trials`` new trials in total, in ``opts.jobs`` processes, against one study.
+
+    Raises StudyError if every trial of the session failed (naming the first error), or if
+    job processes died before the budget was used.
+    """
     study = create_or_resume(space, opts)
     before = _finished(study)
+    budget = start_budget(space, opts, study)
 
     def report() -> None:
         if progress:
-            progress(len(_finished(study) - before), opts.trials, _best(study))
+            done = len(_finished(study) - before)
+            progress(done, max(opts.trials, done), _best(study))
 
     if opts.jobs <= 1:
-        _optimize(space, opts, 0, opts.trials, callbacks=[lambda _s, _t: report()])
-        return
+        if work(space, opts, 0, on_trial=lambda _s, _t: report()).interrupted:
+            raise KeyboardInterrupt
+    else:
+        _run_jobs(space, opts, report)
+    _check_session(study, before, budget)
+
+
+def _check_session(study: optuna.Study, before: set[int], budget: Budget) -> None:
+    failed = session_outcome(study, before)
+    if failed is not None:
+        raise failed
+    left = budget_left(study)
+    if left is not None and not budget.expired():
+        raise StudyError(
+            f"the search stopped short: {left}; resume it with the same command or join it "
+            f"with `fedhpo worker --study {study.study_name} --storage URL`"
+        )
+
+
+def _run_jobs(space: SearchSpace, opts: TuneOptions, report: Callable[[], None]) -> None:
+    """``opts.jobs`` spawned processes run the same worker loop; a killed one's trial is
+    retried by the others."""
     ctx = mp.get_context("spawn")
     procs = [
-        ctx.Process(target=_worker_main, args=(space, opts, w, n), daemon=True)
-        for w, n in enumerate(_shares(opts.trials, opts.jobs))
-        if n > 0
+        ctx.Process(target=_worker_main, args=(space, opts, w), daemon=True)
+        for w in range(opts.jobs)
     ]
     for p in procs:
         p.start()
@@ -179,12 +226,12 @@ def run_trials(space: SearchSpace, opts: TuneOptions, progress: Progress | None 
         for p in procs:
             p.join()
     report()
-    failed = [p.exitcode for p in procs if p.exitcode != 0]
-    if failed:
-        raise StudyError(
-            f"{len(failed)} trial process(es) stopped with exit code(s) {failed}; "
-            "their error is printed above"
-        )
+    for p in procs:
+        if p.exitcode != 0:
+            warn(
+                f"job process {p.pid} stopped with exit code {p.exitcode}; a trial it was "
+                "running is failed and retried once its heartbeat is stale"
+            )
 
 
 def _full_run(space: SearchSpace, params: dict[str, Any], seed: int) -> tuple[float, float]:
@@ -231,7 +278,10 @@ def promote(
     jobs = [(n, seed) for n in top for seed in seeds]
     runs: dict[tuple[int, int], tuple[float, float]] = {}
     if opts.jobs > 1:
-        with ProcessPoolExecutor(opts.jobs, mp_context=mp.get_context("spawn")) as pool:
+        spawn = mp.get_context("spawn")
+        with ProcessPoolExecutor(
+            opts.jobs, mp_context=spawn, initializer=load_plugins, initargs=(opts.plugins,)
+        ) as pool:
             futures = {j: pool.submit(_full_run, space, trials[j[0]].params, j[1]) for j in jobs}
             runs = {j: f.result() for j, f in futures.items()}
     else:

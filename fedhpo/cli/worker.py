@@ -1,0 +1,97 @@
+"""``fedhpo worker --study NAME``: join a shared study and run its trials until its budget is
+used up across all workers (start one per core, on as many machines as you like)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections import Counter
+
+import optuna
+
+from fedhpo.cli._common import add_config_args, console, load_args_plugins
+from fedhpo.cli._study_args import (
+    add_storage_arg,
+    add_worker_args,
+    liveness_from,
+    masked,
+    retry_from,
+)
+from fedhpo.config import parse_override
+from fedhpo.space import SearchSpace, load_space
+from fedhpo.store import _records as rec
+from fedhpo.tune import join_study, run_worker
+from fedhpo.tune._worker import identity
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "worker",
+        help="join a study and run its trials until the study's budget is used",
+        description=(
+            "Run trials of study NAME until its budget (a trial count and/or a timeout, over "
+            "all workers) is used. The study comes from `fedhpo tune --create-only`, or this "
+            "worker creates it from --space. SIGINT/SIGTERM fail the current trial cleanly "
+            "(it is queued again) and exit 0."
+        ),
+    )
+    p.add_argument("--study", required=True, metavar="NAME", help="study to join")
+    p.add_argument("--space", metavar="FILE", help="search space (to create a new study)")
+    p.add_argument("--base", metavar="CONFIG", help="base run config (with --space)")
+    p.add_argument("--trials", type=int, metavar="N", help="budget of a study this creates")
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="budget: no start later")
+    add_storage_arg(p)
+    add_worker_args(p)
+    add_config_args(p)
+    p.set_defaults(func=main)
+
+
+def _space(args: argparse.Namespace) -> SearchSpace | None:
+    if args.space is None:
+        return None
+    space = load_space(args.space, base=args.base)
+    if args.overrides:
+        values = dict(parse_override(o) for o in args.overrides)
+        space = dataclasses.replace(space, base=space.base.with_values(values))
+    return space
+
+
+def _line(_study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    value = "" if trial.values is None else " " + ", ".join(f"{v:.4f}" for v in trial.values)
+    reason = trial.user_attrs.get(rec.STATUS_REASON, "")
+    print(f"trial {trial.number}: {trial.state.name.lower()}{value} ({reason})", flush=True)
+
+
+def main(args: argparse.Namespace) -> int:
+    load_args_plugins(args)
+    trials = args.trials
+    space = _space(args)
+    if space is not None and trials is None and args.timeout is None:
+        trials = space.tuner.trials
+    joined = join_study(
+        args.study,
+        args.storage,
+        space=space,
+        trials=trials,
+        timeout=args.timeout,
+        plugins=args.plugins,
+        liveness=liveness_from(args),
+        retry=retry_from(args),
+    )
+    who = identity()
+    b = joined.budget
+    parts = [] if b.trials is None else [f"{b.trials} trials"]
+    parts += [] if b.timeout is None else [f"{b.timeout:g} s"]
+    budget = ", ".join(parts)
+    console.print(
+        f"worker {who['host']}:{who['pid']} joined study [bold]{args.study}[/bold] in "
+        f"{masked(args.storage)} (budget over all workers: {budget})"
+    )
+    report = run_worker(joined, on_trial=_line)
+    counts = Counter(report.states.values())
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none"
+    stop = f"stopped by {report.interrupted}; " if report.interrupted else ""
+    if report.requeued:
+        stop += f"trial {report.requeued[0]} failed and was queued again; "
+    console.print(f"worker done: {stop}ran {len(report.states)} trial(s) ({summary})")
+    return 0

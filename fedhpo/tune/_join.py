@@ -1,0 +1,118 @@
+"""A worker joining a study by name (creating it from a space file if it is new) to run its
+trials until the study's budget is used up across all of its workers."""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import optuna
+from optuna.trial import TrialState
+
+from fedhpo.errors import StudyError
+from fedhpo.space import SearchSpace
+from fedhpo.store import Liveness, RetryPolicy, open_storage
+from fedhpo.store import _records as rec
+from fedhpo.store._budget import Budget, load_budget, save_budget, used
+from fedhpo.store._lock import StudyLock
+from fedhpo.tune._objective import cached_dataset
+from fedhpo.tune._runner import TuneOptions, create_or_resume, start_budget, work
+from fedhpo.tune._worker import OnTrial, WorkerReport, identity
+
+
+@dataclass(frozen=True)
+class Joined:
+    """The study a worker joined: its space and budget as recorded on it."""
+
+    space: SearchSpace
+    budget: Budget
+    opts: TuneOptions
+
+
+def _exists(storage: str, study: str) -> bool:
+    names = {s.study_name for s in optuna.get_all_study_summaries(open_storage(storage))}
+    return study in names
+
+
+def _ensure_budget(opts: TuneOptions, trials: int | None, timeout: float | None) -> Budget:
+    """The study's budget; a study without one gets ``trials`` more trials / ``timeout``."""
+    with StudyLock(opts.storage, opts.study, opts.retry).held():
+        study = optuna.load_study(study_name=opts.study, storage=open_storage(opts.storage))
+        budget = load_budget(study)
+        if budget is not None:
+            return budget
+        if trials is None and timeout is None:
+            raise StudyError(
+                f"study {opts.study!r} has no trial budget; give --trials N or --timeout S",
+                key="--trials",
+            )
+        done = study.get_trials(deepcopy=False)
+        total = (
+            None
+            if trials is None
+            else used([t for t in done if t.state != TrialState.WAITING]) + trials
+        )
+        budget = Budget(trials=total, timeout=timeout)
+        save_budget(study, budget)
+        return budget
+
+
+def join_study(
+    study: str,
+    storage: str,
+    *,
+    space: SearchSpace | None = None,
+    trials: int | None = None,
+    timeout: float | None = None,
+    plugins: Sequence[str] = (),
+    liveness: Liveness | None = None,
+    retry: RetryPolicy | None = None,
+) -> Joined:
+    """Load the study (or create it from ``space``, with ``trials``/``timeout`` as its budget;
+    a second worker creating it at the same moment finds it made) and its budget."""
+    opts = TuneOptions(
+        storage=storage,
+        study=study,
+        trials=trials or 0,
+        timeout=timeout,
+        plugins=tuple(plugins),
+        liveness=liveness or Liveness(),
+        retry=retry or RetryPolicy(),
+    )
+    if space is not None:
+        create_or_resume(space, opts)  # checks that an existing study has the same space
+    elif not _exists(storage, study):
+        raise StudyError(
+            f"no study {study!r} in the storage; create it with `fedhpo tune --space FILE "
+            f"--study {study} --create-only`, or give this worker --space FILE",
+            key="--study",
+        )
+    loaded = optuna.load_study(study_name=study, storage=open_storage(storage))
+    recorded = loaded.user_attrs.get(rec.SPACE)
+    if recorded is None:
+        raise StudyError(f"study {study!r} was not made by fedhpo (no search space recorded)")
+    space = space or SearchSpace.from_dict(recorded)
+    budget = _ensure_budget(opts, trials, timeout)
+    return Joined(space, budget, opts)
+
+
+def run_worker(joined: Joined, on_trial: OnTrial | None = None) -> WorkerReport:
+    """Run trials until the study's budget is used; StudyError if all of this worker's failed."""
+    # Build the data once before claiming a trial: a missing file is one clear error here.
+    cached_dataset(joined.space.config_for({}).data)
+    who = identity()
+    worker = zlib.crc32(f"{who['host']}:{who['pid']}:{time.time()}".encode())
+    report = work(joined.space, joined.opts, worker, on_trial)
+    failed = report.all_failed()
+    if failed is not None:
+        raise failed
+    return report
+
+
+def create_only(space: SearchSpace, opts: TuneOptions) -> Budget:
+    """``fedhpo tune --create-only``: the study and its budget, no trial run yet (a timeout
+    then counts from when the first worker starts)."""
+    study = create_or_resume(space, opts)
+    return start_budget(space, opts, study, begin=False)

@@ -1,0 +1,206 @@
+"""The worker loop: claim the next trial under the study lock, run it with a heartbeat, store
+the result; until the study's budget is used up across all of its workers."""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import socket
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from fedhpo.errors import StudyError
+from fedhpo.store import _records as rec
+from fedhpo.store._budget import (
+    Budget,
+    RetryTrial,
+    load_budget,
+    retried,
+    running_elsewhere,
+    save_budget,
+    used,
+)
+from fedhpo.store._lock import StudyLock
+from fedhpo.store._retry import warn
+from fedhpo.tune._signals import Heartbeat, Stopper
+
+#: ``on_trial(study, trial)`` after each trial this worker finished.
+OnTrial = Callable[[optuna.Study, FrozenTrial], None]
+
+
+def identity() -> dict[str, Any]:
+    """Who runs a trial: kept on it as the ``worker`` user attribute."""
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+@dataclass
+class WorkerReport:
+    """What one worker did: the trials it ran and how each ended."""
+
+    states: dict[int, str] = field(default_factory=dict)
+    errors: dict[int, str] = field(default_factory=dict)
+    interrupted: str | None = None  # the signal that stopped the worker
+    requeued: list[int] = field(default_factory=list)  # trials it stopped and queued again
+
+    def all_failed(self) -> StudyError | None:
+        """The error to report when every trial of this worker failed (None otherwise)."""
+        return all_failed_error(self.states, self.errors)
+
+
+def all_failed_error(states: dict[int, str], errors: dict[int, str]) -> StudyError | None:
+    """A StudyError naming the first failure if every one of ``states`` is ``fail``."""
+    if not states or any(s != "fail" for s in states.values()):
+        return None
+    first = min(states)
+    reason = errors.get(first, "no reason recorded")
+    return StudyError(
+        f"all {len(states)} trial(s) failed; the first (trial {first}) failed with: {reason}"
+    )
+
+
+_WAIT = object()  # no trial to claim now, but others' trials may still die and come back
+
+
+class Worker:
+    """Runs trials of ``study`` until its budget is used: the trial count is reached with no
+    trial left queued or running elsewhere, or the timeout has passed. A trial killed with its
+    worker is failed once its heartbeat is stale and queued again (see ``RetryTrial``)."""
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        lock: StudyLock,
+        objective: Callable[[optuna.Trial], Any],
+        on_trial: OnTrial | None = None,
+    ) -> None:
+        self.study = study
+        self.lock = lock
+        self.objective = objective
+        self.on_trial = on_trial
+        self.storage = study._storage
+        #: Seconds between looks while only other workers' trials are left: one of them may
+        #: still die and come back as a retry, or finish.
+        self.poll = 1.0
+        self._reaped = -math.inf  # when this worker last looked for stale trials
+        self.report = WorkerReport()
+
+    def run(self) -> WorkerReport:
+        """The loop; SIGINT/SIGTERM end it after failing the current trial cleanly."""
+        stopper = Stopper()
+        # This loop is the study's optimize loop: Study.stop() (GridSampler calls it when the
+        # grid is used up) then ends this worker instead of raising.
+        self.study._thread_local.in_optimize_loop = True
+        try:
+            with stopper.installed():
+                while not stopper.requested and not self.study._stop_flag:
+                    claimed = self._claim()
+                    if claimed is None:
+                        break
+                    if claimed is _WAIT:
+                        stopper.wait(self.poll)
+                        continue
+                    self._run(claimed, stopper)
+        finally:
+            self.study._thread_local.in_optimize_loop = False
+            self.study._stop_flag = False
+        self.report.interrupted = stopper.requested
+        return self.report
+
+    def _claim(self) -> Any:
+        """Under the lock: fail stale trials, check the budget, take the next trial."""
+        with self.lock.held():
+            if time.monotonic() - self._reaped >= self.poll:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    optuna.storages.fail_stale_trials(self.study)
+                self._reaped = time.monotonic()
+            budget = load_budget(self.study) or Budget()
+            if budget.timeout is not None and budget.started is None:
+                budget = Budget(budget.trials, budget.timeout, time.time())  # the first worker
+                save_budget(self.study, budget)
+            if budget.expired():
+                return None
+            trials = self.study.get_trials(deepcopy=False)
+            queued = any(t.state == TrialState.WAITING for t in trials)
+            if not queued and budget.trials is not None and used(trials) >= budget.trials:
+                return _WAIT if running_elsewhere(trials) else None
+            trial = self.study.ask()
+            trial.set_user_attr(rec.WORKER, identity())
+            if getattr(self.storage, "get_heartbeat_interval", lambda: None)() is not None:
+                self.storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
+            return trial
+
+    def _run(self, trial: optuna.Trial, stopper: Stopper) -> None:
+        state, values = TrialState.FAIL, None
+        try:
+            with Heartbeat(self.storage, trial._trial_id), stopper.trial():
+                values = self.objective(trial)
+            state = TrialState.COMPLETE
+        except optuna.TrialPruned:
+            state = TrialState.PRUNED
+        except KeyboardInterrupt:
+            self._interrupted(trial, stopper.requested or "SIGINT")
+            return
+        except Exception as exc:
+            reason = self._reason(trial) or f"error: {type(exc).__name__}: {exc}"
+            self.report.errors[trial.number] = reason
+            warn(f"trial {trial.number} failed: {reason}")
+        self._tell(trial, state, values)
+
+    def _reason(self, trial: optuna.Trial) -> str | None:
+        reason = self.storage.get_trial_user_attrs(trial._trial_id).get(rec.STATUS_REASON)
+        return None if reason is None else str(reason)
+
+    def _tell(self, trial: optuna.Trial, state: TrialState, values: Any) -> None:
+        try:
+            frozen = self.study.tell(trial, values if state == TrialState.COMPLETE else None, state)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            warn(
+                f"trial {trial.number} was failed meanwhile by another worker (its heartbeat "
+                "was older than the grace period); its result is dropped and it runs again"
+            )
+            return
+        self.report.states[trial.number] = frozen.state.name.lower()
+        if self.on_trial is not None:
+            self.on_trial(self.study, frozen)
+
+    def _interrupted(self, trial: optuna.Trial, signal_name: str) -> None:
+        """Fail the trial, queue its parameters again, and leave the database consistent."""
+        who = identity()
+        reason = f"interrupted by {signal_name} (worker {who['host']}:{who['pid']}); queued again"
+        trial.set_user_attr(rec.STATUS_REASON, reason)
+        self.study.tell(trial, state=TrialState.FAIL)
+        RetryTrial()(self.study, copy.deepcopy(self.storage.get_trial(trial._trial_id)))
+        self.report.requeued.append(trial.number)
+        warn(f"trial {trial.number} {reason}")
+
+
+def budget_left(study: optuna.Study) -> str | None:
+    """Why the study's budget is not used up yet (None if it is): for final checks."""
+    budget = load_budget(study) or Budget()
+    trials = study.get_trials(deepcopy=False)
+    active = [t.number for t in trials if not t.state.is_finished()]
+    if active:
+        return f"trial(s) {active} are not finished"
+    if budget.expired(time.time()) or budget.trials is None:
+        return None
+    if used(trials) < budget.trials:
+        return f"{used(trials)} of {budget.trials} trials done"
+    return None
+
+
+def session_outcome(study: optuna.Study, before: set[int]) -> StudyError | None:
+    """All-failed check over the trials finished since ``before`` (retried ones excepted)."""
+    trials = study.get_trials(deepcopy=False)
+    skip = before | retried(trials)
+    mine = [t for t in trials if t.state.is_finished() and t.number not in skip]
+    states = {t.number: t.state.name.lower() for t in mine}
+    errors = {t.number: str(t.user_attrs.get(rec.STATUS_REASON, "")) for t in mine}
+    return all_failed_error(states, errors)

@@ -1,0 +1,115 @@
+"""`fedhpo worker`, `tune --create-only`, plugins in job processes, and searches whose every
+trial failed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from fedhpo.store import _records as rec
+from tests.cli.test_cli import run_cli
+from tests.helpers import BASE, LR_MU
+
+PLUGIN = """\
+from torch import nn
+from fedhpo.sim.models import register_model
+
+
+@register_model("{name}")
+def model(input_shape, num_classes):
+    if {broken}:
+        raise RuntimeError("boom: this plugin model is broken")
+    return nn.Sequential(nn.Flatten(), nn.Linear(input_shape[0], num_classes))
+"""
+
+
+def _space(tmp_path: Path, model: str, broken: bool = False) -> Path:
+    (tmp_path / f"{model}.py").write_text(PLUGIN.format(name=model, broken=broken))
+    (tmp_path / "base.yaml").write_text(BASE.replace("{name: logreg}", f"{{name: {model}}}"))
+    space = tmp_path / "sp.yaml"
+    space.write_text(
+        "base: base.yaml\nfidelity: {rounds: 3}\n"
+        "tuner: {sampler: random, pruner: none, trials: 3, seed: 0}\nparams:\n" + LR_MU
+    )
+    return space
+
+
+def _trials(tmp_path: Path, study: str = "sp") -> list[optuna.trial.FrozenTrial]:
+    url = f"sqlite:///{tmp_path / 'fedhpo.db'}"
+    return optuna.load_study(study_name=study, storage=url).trials
+
+
+def test_job_processes_import_the_plugins(capsys, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    space = _space(tmp_path, "fedhpo_jobs_plugin_model")
+    args = ("--space", str(space), "--plugin", "fedhpo_jobs_plugin_model", "--jobs", "2")
+    code, _, err = run_cli(capsys, "tune", *args, "--promote", "1", "--seeds", "1")
+    assert code == 0, err
+    trials = _trials(tmp_path)
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3, [
+        t.user_attrs.get(rec.STATUS_REASON) for t in trials
+    ]
+    promoted = optuna.load_study(study_name="sp", storage="sqlite:///fedhpo.db").user_attrs
+    assert all(v["mean"] is not None for v in promoted[rec.PROMOTIONS].values())
+
+
+def test_a_search_whose_every_trial_failed_exits_2_with_the_first_error(
+    capsys, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    space = _space(tmp_path, "fedhpo_broken_plugin_model", broken=True)
+    args = ("--space", str(space), "--plugin", "fedhpo_broken_plugin_model", "--trials", "2")
+    code, _, err = run_cli(capsys, "tune", *args)
+    assert code == 2
+    assert "all 2 trial(s) failed" in err and "boom: this plugin model is broken" in err
+    assert [t.state for t in _trials(tmp_path)] == [TrialState.FAIL] * 2
+
+
+def test_create_only_then_workers_share_the_budget(capsys, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "base.yaml").write_text(BASE)
+    space = tmp_path / "sp.yaml"
+    space.write_text(
+        "base: base.yaml\nfidelity: {rounds: 2}\n"
+        "tuner: {sampler: random, pruner: none, seed: 0}\nparams:\n" + LR_MU
+    )
+    code, out, err = run_cli(
+        capsys, "tune", "--space", str(space), "--trials", "3", "--create-only"
+    )
+    assert code == 0, err
+    assert "fedhpo worker --study sp" in out
+    assert [t.state for t in _trials(tmp_path)] == [TrialState.WAITING]  # the base config
+    code, out, err = run_cli(capsys, "worker", "--study", "sp")
+    assert code == 0, err
+    assert "ran 3 trial(s)" in out and "budget over all workers: 3 trials" in out
+    code, out, _ = run_cli(capsys, "worker", "--study", "sp")  # the budget is used up
+    assert code == 0 and "ran 0 trial(s)" in out
+    trials = _trials(tmp_path)
+    assert len(trials) == 3 and all(t.state == TrialState.COMPLETE for t in trials)
+    assert all(t.user_attrs[rec.WORKER]["pid"] > 0 for t in trials)
+
+
+def test_the_first_worker_creates_the_study_from_a_space(capsys, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "base.yaml").write_text(BASE)
+    space = tmp_path / "new.yaml"
+    space.write_text("base: base.yaml\nfidelity: {rounds: 2}\nparams:\n" + LR_MU)
+    code, _, err = run_cli(capsys, "worker", "--study", "w", "--space", str(space), "--trials", "2")
+    assert code == 0, err
+    assert len(_trials(tmp_path, "w")) == 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["worker", "--study", "nope"], "--space FILE"),
+        (["worker", "--study", "x", "--heartbeat", "5", "--grace", "5"], "grace period"),
+    ],
+)
+def test_worker_mistakes_exit_2(capsys, tmp_path, monkeypatch, argv, fragment) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2 and fragment in err
