@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Mapping
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from fedhpo.config import parse_override
 from fedhpo.plugins import load_plugins
+from fedhpo.space import SearchSpace, load_space
 
 # Piped output (CI logs, `| less`) gets wide lines instead of rich's 80-column default.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
@@ -41,6 +44,15 @@ def add_plugin_arg(parser: argparse.ArgumentParser) -> None:
 
 def load_args_plugins(args: argparse.Namespace) -> None:
     load_plugins(getattr(args, "plugins", []))
+
+
+def load_args_space(args: argparse.Namespace) -> SearchSpace:
+    """``--space FILE`` with ``--base CONFIG`` and ``--set`` overrides on its base config."""
+    space = load_space(args.space, base=args.base)
+    if args.overrides:
+        values = dict(parse_override(o) for o in args.overrides)
+        space = dataclasses.replace(space, base=space.base.with_values(values))
+    return space
 
 
 class RoundProgress:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from fedhpo.cli._common import add_config_args, console, load_args_plugins
+from fedhpo.cli._common import add_config_args, console, load_args_plugins, load_args_space
 from fedhpo.cli._format import print_frame
 from fedhpo.cli._study_args import (
     add_storage_arg,
@@ -17,8 +16,7 @@ from fedhpo.cli._study_args import (
     masked,
     retry_from,
 )
-from fedhpo.config import parse_override
-from fedhpo.space import SearchSpace, load_space
+from fedhpo.space import SearchSpace
 from fedhpo.store import leaderboard, other_trials
 from fedhpo.tune import TuneOptions, promote, tune
 
@@ -48,10 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     load_args_plugins(args)
-    space = load_space(args.space, base=args.base)
-    if args.overrides:
-        values = dict(parse_override(o) for o in args.overrides)
-        space = dataclasses.replace(space, base=space.base.with_values(values))
+    space = load_args_space(args)
     trials = int(space.tuner.trials or 30) if args.trials is None else args.trials
     study_name = args.study or Path(space.source).stem
     if args.create_only:

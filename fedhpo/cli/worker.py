@@ -4,12 +4,11 @@ used up across all workers (start one per core, on as many machines as you like)
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from collections import Counter
 
 import optuna
 
-from fedhpo.cli._common import add_config_args, console, load_args_plugins
+from fedhpo.cli._common import add_config_args, console, load_args_plugins, load_args_space
 from fedhpo.cli._study_args import (
     add_storage_arg,
     add_worker_args,
@@ -17,8 +16,6 @@ from fedhpo.cli._study_args import (
     masked,
     retry_from,
 )
-from fedhpo.config import parse_override
-from fedhpo.space import SearchSpace, load_space
 from fedhpo.store import _records as rec
 from fedhpo.tune import join_study, run_worker
 from fedhpo.tune._worker import identity
@@ -46,16 +43,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=main)
 
 
-def _space(args: argparse.Namespace) -> SearchSpace | None:
-    if args.space is None:
-        return None
-    space = load_space(args.space, base=args.base)
-    if args.overrides:
-        values = dict(parse_override(o) for o in args.overrides)
-        space = dataclasses.replace(space, base=space.base.with_values(values))
-    return space
-
-
 def _line(_study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     value = "" if trial.values is None else " " + ", ".join(f"{v:.4f}" for v in trial.values)
     reason = trial.user_attrs.get(rec.STATUS_REASON, "")
@@ -65,7 +52,7 @@ def _line(_study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
 def main(args: argparse.Namespace) -> int:
     load_args_plugins(args)
     trials = args.trials
-    space = _space(args)
+    space = None if args.space is None else load_args_space(args)
     if space is not None and trials is None and args.timeout is None:
         trials = space.tuner.trials
     joined = join_study(

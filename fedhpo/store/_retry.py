@@ -52,10 +52,11 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    cause = exc.__cause__
-    if cause is not None and str(cause).strip():
-        text = str(cause).strip()
+    """The driver's own message (e.g. "connection refused"), without SQLAlchemy's wrapping."""
+    seen: BaseException | None = exc
+    while seen is not None and not isinstance(seen, sa_exc.DBAPIError):
+        seen = seen.__cause__ or seen.__context__
+    text = str(seen.orig if seen is not None else exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
 

@@ -1,0 +1,131 @@
+"""Helpers for the real-process tests: a gated model plugin, worker processes, waiting on the
+database, and the consistency checks every fault test ends with."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from fedhpo.store import _records as rec
+from fedhpo.store._budget import retried, used
+from tests.helpers import BASE, LR_MU
+
+FEDHPO = [sys.executable, "-m", "fedhpo.cli.main"]
+
+# Model "gated": logreg whose construction (the start of every trial's run) waits while the
+# file named by FEDHPO_TEST_GATE exists. A test closes the gate to hold every worker inside a
+# trial, acts (kill, restart the database), then opens it: no timing guesses.
+GATE_PLUGIN = '''\
+"""Test plugin: model 'gated', a logreg that waits while the gate file exists."""
+import os
+import time
+from pathlib import Path
+
+from torch import nn
+
+from fedhpo.sim.models import register_model
+
+
+@register_model("gated")
+def gated(input_shape, num_classes):
+    gate = os.environ.get("FEDHPO_TEST_GATE")
+    while gate and Path(gate).exists():
+        time.sleep(0.02)
+    return nn.Sequential(nn.Flatten(), nn.Linear(input_shape[0], num_classes))
+'''
+
+
+def gated_space(tmp_path: Path, rounds: int = 3, tuner: str = "") -> Path:
+    """Plugin module, base config (model gated) and space file in ``tmp_path``; gate closed."""
+    (tmp_path / "gate_plugin.py").write_text(GATE_PLUGIN)
+    (tmp_path / "base.yaml").write_text(BASE.replace("{name: logreg}", "{name: gated}"))
+    tuner = tuner or "{sampler: random, pruner: none, seed: 0}"
+    space = tmp_path / "space.yaml"
+    space.write_text(
+        "base: base.yaml\nobjective: {metric: val_accuracy, direction: maximize}\n"
+        f"fidelity: {{rounds: {rounds}}}\ntuner: {tuner}\nparams:\n{LR_MU}"
+    )
+    gate(tmp_path).touch()
+    return space
+
+
+def gate(tmp_path: Path) -> Path:
+    return tmp_path / "gate.closed"
+
+
+def start(tmp_path: Path, *args: str, name: str) -> subprocess.Popen[str]:
+    """A fedhpo command in its own process, output to ``tmp_path/name.out|.err``."""
+    env = {**os.environ, "FEDHPO_TEST_GATE": str(gate(tmp_path))}
+    return subprocess.Popen(
+        [*FEDHPO, *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=(tmp_path / f"{name}.out").open("w"),
+        stderr=(tmp_path / f"{name}.err").open("w"),
+        text=True,
+    )
+
+
+def wait_until(what: str, check: Callable[[], Any], timeout: float = 180) -> Any:
+    """Poll ``check`` until it returns something truthy (a condition, not a timing bet)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def trials(url: str, study: str) -> list[FrozenTrial]:
+    return optuna.load_study(study_name=study, storage=url).get_trials(deepcopy=False)
+
+
+def running_pids(url: str, study: str) -> dict[int, int]:
+    """{worker pid: trial number} of the trials running now."""
+    return {
+        t.user_attrs[rec.WORKER]["pid"]: t.number
+        for t in trials(url, study)
+        if t.state == TrialState.RUNNING and rec.WORKER in t.user_attrs
+    }
+
+
+def finish(procs: list[subprocess.Popen[str]], timeout: float = 240) -> list[int]:
+    codes = []
+    for p in procs:
+        codes.append(p.wait(timeout=timeout))
+    return codes
+
+
+def reported(tmp_path: Path, names: list[str]) -> list[int]:
+    """Trial numbers the workers printed as finished (complete or pruned), with repeats."""
+    numbers = []
+    for name in names:
+        for line in (tmp_path / f"{name}.out").read_text().splitlines():
+            if line.startswith("trial ") and (": complete" in line or ": pruned" in line):
+                numbers.append(int(line.split()[1].rstrip(":")))
+    return numbers
+
+
+def check_consistent(url: str, study: str, budget: int) -> dict[str, int]:
+    """Nothing lost, nothing twice, nothing left running; returns the figures."""
+    ts = trials(url, study)
+    assert [t.number for t in ts] == list(range(len(ts))), "trial numbers repeat or skip"
+    assert [t.number for t in ts if not t.state.is_finished()] == [], "trials left unfinished"
+    done = [t for t in ts if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    failed = [t for t in ts if t.state == TrialState.FAIL]
+    assert {t.number for t in failed} == retried(ts), "a failure that was not retried"
+    assert used(ts) == budget and len(done) == budget
+    retries = [t for t in done if "failed_trial" in t.system_attrs]
+    for t in retries:  # a retry runs its failed trial's parameters
+        original = ts[t.system_attrs["retry_history"][-1]]
+        assert original.params == t.params
+    return {"completed": len(done), "failed": len(failed), "retried": len(retries), "lost": 0}
