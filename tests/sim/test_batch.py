@@ -24,7 +24,9 @@ def test_batched_runs_equal_single_runs(model: str) -> None:
     configs = [
         base.with_values({"client.lr": 0.01, "client.mu": 0.5}),
         base.with_values({"client.lr": 0.1, "client.momentum": 0.9, "client.weight_decay": 1e-3}),
-        base.with_values({"client.lr": 1e6, "server.lr": 1e30}),  # diverges; must not disturb the others
+        base.with_values(
+            {"client.lr": 1e6, "server.lr": 1e30}
+        ),  # diverges; must not disturb the others
         base.with_values({"server.optimizer": "adam", "server.lr": 0.05}),
     ]
     dataset = build_dataset(base.data)
