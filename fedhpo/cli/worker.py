@@ -16,7 +16,7 @@ from fedhpo.cli._study_args import (
     masked,
     retry_from,
 )
-from fedhpo.store import _records as rec
+from fedhpo.store import records as rec
 from fedhpo.tune import join_study, run_worker
 from fedhpo.tune._worker import identity
 

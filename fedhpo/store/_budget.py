@@ -13,7 +13,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from fedhpo.store import _records as rec
+from fedhpo.store import records as rec
 
 #: A trial killed this many times in a row is not queued again (it may be what kills workers).
 MAX_RETRIES = 3
@@ -23,11 +23,13 @@ MAX_RETRIES = 3
 class Budget:
     """``trials``: how many trials the study holds when the search is done (a retried trial
     and its retry count once); ``timeout``: no trial starts later than ``timeout`` seconds
-    after ``started`` (set when the first worker begins)."""
+    after ``started`` (set when the first worker begins); ``steps``: no trial starts once the
+    study's trials took this many client steps in all."""
 
     trials: int | None = None
     timeout: float | None = None
     started: float | None = None
+    steps: int | None = None
 
     @property
     def deadline(self) -> float | None:
@@ -41,8 +43,17 @@ class Budget:
         deadline = self.deadline
         return deadline is not None and (time.time() if now is None else now) >= deadline
 
+    def spent(self, trials: list[FrozenTrial]) -> bool:
+        """True once the trials' client steps reach ``steps``."""
+        return self.steps is not None and sum(rec.trial_steps(t) for t in trials) >= self.steps
+
     def to_dict(self) -> dict[str, Any]:
-        return {"trials": self.trials, "timeout": self.timeout, "started": self.started}
+        return {
+            "trials": self.trials,
+            "timeout": self.timeout,
+            "started": self.started,
+            "steps": self.steps,
+        }
 
 
 def load_budget(study: optuna.Study) -> Budget | None:
@@ -50,7 +61,7 @@ def load_budget(study: optuna.Study) -> Budget | None:
     data = study.user_attrs.get(rec.BUDGET)
     if not isinstance(data, dict):
         return None
-    return Budget(data.get("trials"), data.get("timeout"), data.get("started"))
+    return Budget(data.get("trials"), data.get("timeout"), data.get("started"), data.get("steps"))
 
 
 def save_budget(study: optuna.Study, budget: Budget) -> None:

@@ -8,6 +8,7 @@ import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import optuna
 import sqlalchemy
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
@@ -49,16 +50,19 @@ class StudyLock:
     up to one trial per worker).
     """
 
-    def __init__(self, url: str, study: str, retry: RetryPolicy | None = None) -> None:
-        self.url = url
+    def __init__(
+        self, url: str | optuna.storages.BaseStorage, study: str, retry: RetryPolicy | None = None
+    ) -> None:
         self.key = lock_key(study)
         self.retry = retry
-        self.path = lock_path(url)
-        backend = make_url(url).get_backend_name()
-        self.engine = (
-            sqlalchemy.create_engine(url, poolclass=NullPool) if backend == "postgresql" else None
-        )
+        self.path: Path | None = None
+        self.engine: sqlalchemy.Engine | None = None
         self._conn: sqlalchemy.Connection | None = None
+        if not isinstance(url, str):
+            return  # a storage object (in memory, one process) needs no lock
+        self.path = lock_path(url)
+        if make_url(url).get_backend_name() == "postgresql":
+            self.engine = sqlalchemy.create_engine(url, poolclass=NullPool)
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:

@@ -63,12 +63,13 @@ class Liveness:
 
 
 def open_storage(
-    url: str = DEFAULT_STORAGE,
+    url: str | optuna.storages.BaseStorage = DEFAULT_STORAGE,
     *,
     liveness: Liveness | None = None,
     retry: RetryPolicy | None = None,
-) -> optuna.storages.RDBStorage:
-    """An Optuna RDB storage for ``url`` (sqlite:///file.db or postgresql://...).
+) -> optuna.storages.BaseStorage:
+    """An Optuna RDB storage for ``url`` (sqlite:///file.db or postgresql://...); a storage
+    object (e.g. ``optuna.storages.InMemoryStorage()`` in a benchmark) is returned as is.
 
     SQLite gets a long busy timeout and WAL mode so that ``--jobs N`` processes can write to
     one file. Queued trials are claimed atomically (:class:`FedhpoStorage`). ``liveness``
@@ -76,6 +77,8 @@ def open_storage(
     running forever. ``retry``: calls that fail because the database is unreachable are
     retried with backoff (workers); without it they fail at once (commands that only read).
     """
+    if isinstance(url, optuna.storages.BaseStorage):
+        return url
     try:
         backend = make_url(url).get_backend_name()
     except ArgumentError:

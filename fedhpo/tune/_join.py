@@ -3,6 +3,7 @@ trials until the study's budget is used up across all of its workers."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import zlib
 from collections.abc import Sequence
@@ -14,11 +15,11 @@ from optuna.trial import TrialState
 from fedhpo.errors import StudyError
 from fedhpo.space import SearchSpace
 from fedhpo.store import Liveness, RetryPolicy, open_storage
-from fedhpo.store import _records as rec
+from fedhpo.store import records as rec
 from fedhpo.store._budget import Budget, load_budget, save_budget, used
 from fedhpo.store._lock import StudyLock
 from fedhpo.tune._objective import cached_dataset
-from fedhpo.tune._runner import TuneOptions, create_or_resume, start_budget, work
+from fedhpo.tune._runner import TuneOptions, create_or_resume, work
 from fedhpo.tune._worker import OnTrial, WorkerReport, identity
 
 
@@ -95,6 +96,9 @@ def join_study(
         raise StudyError(f"study {study!r} was not made by fedhpo (no search space recorded)")
     space = space or SearchSpace.from_dict(recorded)
     budget = _ensure_budget(opts, trials, timeout)
+    check = rec.fidelity_check(loaded)  # the first rung `fedhpo tune` calibrated, if any
+    if check is not None:
+        opts = dataclasses.replace(opts, min_rounds=check.get("chosen"))
     return Joined(space, budget, opts)
 
 
@@ -109,10 +113,3 @@ def run_worker(joined: Joined, on_trial: OnTrial | None = None) -> WorkerReport:
     if failed is not None:
         raise failed
     return report
-
-
-def create_only(space: SearchSpace, opts: TuneOptions) -> Budget:
-    """``fedhpo tune --create-only``: the study and its budget, no trial run yet (a timeout
-    then counts from when the first worker starts)."""
-    study = create_or_resume(space, opts)
-    return start_budget(space, opts, study, begin=False)

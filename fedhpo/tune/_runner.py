@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import math
 import multiprocessing as mp
-import statistics
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,18 +17,18 @@ from optuna.trial import TrialState
 from fedhpo import __version__
 from fedhpo.errors import StudyError
 from fedhpo.plugins import load_plugins
-from fedhpo.sim.engine import run_simulation
 from fedhpo.sim.sampling import derive_seed
 from fedhpo.space import SearchSpace, grid_search_space
-from fedhpo.store import Liveness, RetryPolicy, leaderboard, open_storage
-from fedhpo.store import _records as rec
+from fedhpo.store import Liveness, RetryPolicy, open_storage
+from fedhpo.store import records as rec
 from fedhpo.store._budget import Budget, retried, save_budget, used
 from fedhpo.store._lock import StudyLock
 from fedhpo.store._retry import warn
 from fedhpo.tune._baseline import ORIGIN, base_point
-from fedhpo.tune._factories import make_pruner, make_sampler
-from fedhpo.tune._fidelity import full_config
-from fedhpo.tune._objective import Objective, cached_dataset
+from fedhpo.tune._calibrate import POINTS, design
+from fedhpo.tune._factories import make_sampler
+from fedhpo.tune._fidelity import make_pruner, schedule
+from fedhpo.tune._objective import Objective, Simulate, simulate
 from fedhpo.tune._worker import OnTrial, Worker, WorkerReport, budget_left, session_outcome
 
 #: ``progress(done, total, best)`` after each finished trial of this session.
@@ -41,14 +39,20 @@ Progress = Callable[[int, int, "float | None"], None]
 class TuneOptions:
     """How to run a search (the space file says what to search)."""
 
-    storage: str
+    storage: str | optuna.storages.BaseStorage
     study: str
-    trials: int
+    trials: int | None
+    """New trials; None: until ``limit_steps`` is spent."""
     jobs: int = 1
     timeout: float | None = None
     promote: int = 0
-    seeds: int = 3
-    plugins: tuple[str, ...] = ()  # imported by every job process
+    seeds: int = 2
+    limit_steps: int | None = None
+    """Stop starting trials once this session's trials took this many client steps."""
+    min_rounds: int | None = None
+    """The pruner's first rung, when calibration chose it."""
+    plugins: tuple[str, ...] = ()
+    """Modules every job process imports (``--plugin``)."""
     liveness: Liveness = Liveness()
     retry: RetryPolicy = RetryPolicy()
 
@@ -98,26 +102,59 @@ def _create_or_resume(space: SearchSpace, opts: TuneOptions) -> optuna.Study:
         rec.OBJECTIVES, [{"metric": o.metric, "direction": o.direction} for o in space.objectives]
     )
     baseline = base_point(space)
+    calibrating = wants_calibration(space)
     if baseline is not None and space.tuner.sampler != "grid":
         # Trial 0 runs the base config itself: the leaderboard shows where the search started.
-        study.enqueue_trial(baseline, user_attrs={ORIGIN: "base config"})
+        attrs: dict[str, Any] = {ORIGIN: "base config"}
+        if calibrating:
+            attrs[rec.CALIBRATION] = True
+        study.enqueue_trial(baseline, user_attrs=attrs)
+    if calibrating:
+        count = POINTS - (baseline is not None)
+        for point in design(space, count, derive_seed(space.tuner.seed, 7)):
+            study.enqueue_trial(point, user_attrs={rec.CALIBRATION: True})
     return study
 
 
+def wants_calibration(space: SearchSpace) -> bool:
+    """Calibrate unless told not to, the first rung is given, trials never reach full
+    fidelity (then only when asked), or there is nothing to prune."""
+    tuner, fid = space.tuner, space.fidelity
+    if tuner.calibrate is not None:
+        return tuner.calibrate and not space.is_multi_objective
+    return (
+        not space.is_multi_objective
+        and tuner.pruner not in ("none", None)
+        and tuner.sampler != "grid"
+        and fid.min_rounds is None
+        and (fid.rounds is None or fid.rounds >= space.base.federation.rounds)
+    )
+
+
 def start_budget(
-    space: SearchSpace, opts: TuneOptions, study: optuna.Study, begin: bool = True
+    space: SearchSpace,
+    opts: TuneOptions,
+    study: optuna.Study,
+    before: frozenset[int] = frozenset(),
+    begin: bool = True,
 ) -> Budget:
-    """Record this session's budget on the study: ``opts.trials`` more trials in total over
-    all workers (at most the rest of the grid), and the timeout from now (``begin``) or from
-    when the first worker starts. Queued trials (the base config of a new study, retries)
-    are among the new ones."""
+    """Record this session's budget on the study, shared by all its workers: ``opts.trials``
+    more trials in total (at most the rest of the grid; queued trials are among them), the
+    ``opts.limit_steps`` client steps of the trials not in ``before``, and the timeout from
+    now (``begin``) or from when the first worker starts."""
     with StudyLock(opts.storage, opts.study, opts.retry).held():
         trials = study.get_trials(deepcopy=False)
-        total = used([t for t in trials if t.state != TrialState.WAITING]) + opts.trials
-        if space.tuner.sampler == "grid":
-            total = min(total, math.prod(len(v) for v in grid_search_space(space).values()))
+        total = None
+        if opts.trials is not None:
+            total = used([t for t in trials if t.state != TrialState.WAITING]) + opts.trials
+            if space.tuner.sampler == "grid":
+                total = min(total, math.prod(len(v) for v in grid_search_space(space).values()))
+        steps = None
+        if opts.limit_steps is not None:
+            steps = sum(rec.trial_steps(t) for t in trials if t.number in before)
+            steps += opts.limit_steps
         started = time.time() if begin and opts.timeout is not None else None
-        budget = Budget(trials=total, timeout=opts.timeout, started=started)
+        budget = Budget(trials=total, timeout=opts.timeout, started=started, steps=steps)
         save_budget(study, budget)
     return budget
 
@@ -129,24 +166,27 @@ def _load_for_worker(space: SearchSpace, opts: TuneOptions, worker: int) -> optu
     offset = len(probe.get_trials(deepcopy=False))
     seed = derive_seed(space.tuner.seed, offset, worker) % (2**31)
     grid = grid_search_space(space) if space.tuner.sampler == "grid" else None
-    fidelity = space.config_for({}).federation
     return optuna.load_study(
         study_name=opts.study,
         storage=storage,
         sampler=make_sampler(space.tuner.sampler, seed, grid=grid),
-        pruner=make_pruner(space.tuner.pruner or "none", fidelity.rounds, fidelity.eval_every),
+        pruner=make_pruner(schedule(space, opts.min_rounds)),
     )
 
 
 def work(
-    space: SearchSpace, opts: TuneOptions, worker: int, on_trial: OnTrial | None = None
+    space: SearchSpace,
+    opts: TuneOptions,
+    worker: int,
+    on_trial: OnTrial | None = None,
+    run: Simulate = simulate,
 ) -> WorkerReport:
     """Run trials of the study in this process until its budget is used (see ``Worker``)."""
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = _load_for_worker(space, opts, worker)
     lock = StudyLock(opts.storage, opts.study, opts.retry)
-    return Worker(study, lock, Objective(space), on_trial).run()
+    return Worker(study, lock, Objective(space, opts.min_rounds, run), on_trial).run()
 
 
 def _worker_main(space: SearchSpace, opts: TuneOptions, worker: int) -> None:
@@ -169,27 +209,41 @@ def _finished(study: optuna.Study) -> set[int]:
     return {t.number for t in trials if t.state.is_finished()} - retried(trials)
 
 
-def run_trials(space: SearchSpace, opts: TuneOptions, progress: Progress | None = None) -> None:
-    """Run ``opts.trials`` new trials in total, in ``opts.jobs`` processes, against one study.
+def run_trials(
+    space: SearchSpace,
+    opts: TuneOptions,
+    progress: Progress | None = None,
+    run: Simulate = simulate,
+    before: frozenset[int] | None = None,
+) -> None:
+    """Run ``opts.trials`` new trials in total (or until ``opts.limit_steps`` is spent by the
+    trials not in ``before``) in ``opts.jobs`` processes against one study. ``run`` makes each
+    trial's run; another than the default needs ``jobs=1``.
 
     Raises StudyError if every trial of the session failed (naming the first error), or if
     job processes died before the budget was used.
     """
     study = create_or_resume(space, opts)
-    before = _finished(study)
-    budget = start_budget(space, opts, study)
+    start = _finished(study)
+    if before is None:
+        before = frozenset(
+            t.number for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING
+        )
+    budget = start_budget(space, opts, study, before)
+    total = opts.trials or 0
 
     def report() -> None:
         if progress:
-            done = len(_finished(study) - before)
-            progress(done, max(opts.trials, done), _best(study))
+            progress(len(_finished(study) - start), total, _best(study))
 
     if opts.jobs <= 1:
-        if work(space, opts, 0, on_trial=lambda _s, _t: report()).interrupted:
+        if work(space, opts, 0, lambda _s, _t: report(), run).interrupted:
             raise KeyboardInterrupt
+    elif run is not simulate:
+        raise StudyError("a custom trial runner needs jobs=1", key="--jobs")
     else:
         _run_jobs(space, opts, report)
-    _check_session(study, before, budget)
+    _check_session(study, start, budget)
 
 
 def _check_session(study: optuna.Study, before: set[int], budget: Budget) -> None:
@@ -232,74 +286,3 @@ def _run_jobs(space: SearchSpace, opts: TuneOptions, report: Callable[[], None])
                 f"job process {p.pid} stopped with exit code {p.exitcode}; a trial it was "
                 "running is failed and retried once its heartbeat is stale"
             )
-
-
-def _full_run(space: SearchSpace, params: dict[str, Any], seed: int) -> tuple[float, float]:
-    """One full-fidelity run: (objective value, test accuracy); nan if it did not complete."""
-    torch.set_num_threads(1)
-    config = full_config(space.base, params, seed)
-    result = run_simulation(config, cached_dataset(config.data))
-    value = result.metric(space.objectives[0].metric)
-    return (value if result.status == "completed" else math.nan), result.test_accuracy
-
-
-def _summary(seeds: list[int], runs: list[tuple[float, float]]) -> dict[str, Any]:
-    values = [v for v, _ in runs]
-    finite = [v for v in values if math.isfinite(v)]
-    return {
-        "seeds": seeds,
-        "values": values,
-        "test_accuracy": [t for _, t in runs],
-        "mean": statistics.fmean(finite) if finite else None,
-        "std": statistics.stdev(finite) if len(finite) > 1 else 0.0,
-    }
-
-
-def promote(
-    space: SearchSpace, opts: TuneOptions, log: Callable[[str], None] = print
-) -> dict[int, dict[str, Any]]:
-    """Re-run the top ``opts.promote`` trials (and the base-config trial) at full fidelity
-    with ``opts.seeds`` seeds each, the (config, seed) runs spread over ``opts.jobs`` processes.
-
-    The results go to the study's ``promotions`` attribute; the leaderboard then ranks by
-    their mean, since low-fidelity scores are noisy.
-    """
-    if space.is_multi_objective:
-        raise StudyError("promotion needs a single objective", key="--promote")
-    study = optuna.load_study(study_name=opts.study, storage=open_storage(opts.storage))
-    board = leaderboard(study)
-    if board.empty:
-        return {}
-    top = [int(n) for n in board["trial"].head(opts.promote)]
-    trials = {t.number: t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
-    # The base config is re-run too, so the winner is compared with where the search started.
-    top += [n for n, t in trials.items() if t.user_attrs.get(ORIGIN) and n not in top]
-    seeds = [space.base.seed + i for i in range(opts.seeds)]
-    jobs = [(n, seed) for n in top for seed in seeds]
-    runs: dict[tuple[int, int], tuple[float, float]] = {}
-    if opts.jobs > 1:
-        spawn = mp.get_context("spawn")
-        with ProcessPoolExecutor(
-            opts.jobs, mp_context=spawn, initializer=load_plugins, initargs=(opts.plugins,)
-        ) as pool:
-            futures = {j: pool.submit(_full_run, space, trials[j[0]].params, j[1]) for j in jobs}
-            runs = {j: f.result() for j, f in futures.items()}
-    else:
-        runs = {j: _full_run(space, trials[j[0]].params, j[1]) for j in jobs}
-    results = {n: _summary(seeds, [runs[(n, s)] for s in seeds]) for n in top}
-    for n in top:
-        log(_promotion_line(n, trials[n], results[n]))
-    for n, r in results.items():
-        r["low_fidelity"] = trials[n].value
-    merged = {str(k): v for k, v in rec.promotions(study).items()}
-    merged.update({str(k): rec.clean(v) for k, v in results.items()})
-    study.set_user_attr(rec.PROMOTIONS, merged)
-    return results
-
-
-def _promotion_line(number: int, trial: optuna.trial.FrozenTrial, r: dict[str, Any]) -> str:
-    mean = "nan" if r["mean"] is None else f"{r['mean']:.4f}"
-    return (
-        f"promoted trial {number}: low fidelity {trial.value:.4f} -> full fidelity "
-        f"{mean} ± {r['std']:.4f} over {len(r['seeds'])} seeds"
-    )

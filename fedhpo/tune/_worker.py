@@ -4,6 +4,7 @@ the result; until the study's budget is used up across all of its workers."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import os
 import socket
@@ -17,7 +18,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from fedhpo.errors import StudyError
-from fedhpo.store import _records as rec
+from fedhpo.store import records as rec
 from fedhpo.store._budget import (
     Budget,
     RetryTrial,
@@ -123,11 +124,13 @@ class Worker:
                 self._reaped = time.monotonic()
             budget = load_budget(self.study) or Budget()
             if budget.timeout is not None and budget.started is None:
-                budget = Budget(budget.trials, budget.timeout, time.time())  # the first worker
+                budget = dataclasses.replace(budget, started=time.time())  # the first worker
                 save_budget(self.study, budget)
             if budget.expired():
                 return None
             trials = self.study.get_trials(deepcopy=False)
+            if budget.spent(trials):
+                return None
             queued = any(t.state == TrialState.WAITING for t in trials)
             if not queued and budget.trials is not None and used(trials) >= budget.trials:
                 return _WAIT if running_elsewhere(trials) else None
@@ -189,7 +192,7 @@ def budget_left(study: optuna.Study) -> str | None:
     active = [t.number for t in trials if not t.state.is_finished()]
     if active:
         return f"trial(s) {active} are not finished"
-    if budget.expired(time.time()) or budget.trials is None:
+    if budget.expired(time.time()) or budget.spent(trials) or budget.trials is None:
         return None
     if used(trials) < budget.trials:
         return f"{used(trials)} of {budget.trials} trials done"

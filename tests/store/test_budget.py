@@ -5,8 +5,8 @@ from __future__ import annotations
 import optuna
 from optuna.trial import TrialState
 
-from fedhpo.store import _records as rec
 from fedhpo.store import open_storage
+from fedhpo.store import records as rec
 from fedhpo.store._budget import Budget, RetryTrial, retried, used
 
 

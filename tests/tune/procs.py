@@ -14,7 +14,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from fedhpo.store import _records as rec
+from fedhpo.store import records as rec
 from fedhpo.store._budget import retried, used
 from tests.helpers import BASE, LR_MU
 

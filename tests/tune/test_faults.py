@@ -13,7 +13,7 @@ import pytest
 from optuna.trial import TrialState
 
 from fedhpo.cli.main import main
-from fedhpo.store import _records as rec
+from fedhpo.store import records as rec
 from fedhpo.tune import tune
 from tests.tune.procs import (
     check_consistent,
