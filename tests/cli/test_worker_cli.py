@@ -37,6 +37,12 @@ def _space(tmp_path: Path, model: str, broken: bool = False) -> Path:
     return space
 
 
+@pytest.fixture(autouse=True)
+def _own_model_registry(monkeypatch) -> None:
+    """Plugins imported here register models; keep them out of other tests' registry."""
+    monkeypatch.setattr(models, "_MODELS", dict(models._MODELS))
+
+
 def _trials(tmp_path: Path, study: str = "sp") -> list[optuna.trial.FrozenTrial]:
     url = f"sqlite:///{tmp_path / 'fedhpo.db'}"
     return optuna.load_study(study_name=study, storage=url).trials
