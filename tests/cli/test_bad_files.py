@@ -34,3 +34,25 @@ def test_bad_file_is_one_line_exit_2(capsys, tmp_path: Path, command: list[str],
     assert fragment in err
     where = f"{path}:{line}:" if line is not None else f"{path}"
     assert err.startswith(f"fedhpo: error: {where}"), err
+
+
+def test_tune_on_a_csv_with_inf_stops_before_any_study(capsys, tmp_path: Path) -> None:
+    rows = [f"{i}.0,{10 * i},{i % 2}" for i in range(1, 40)]
+    rows[4] = "5.0,inf,1"
+    (tmp_path / "t.csv").write_text("size,weight,target\n" + "\n".join(rows) + "\n")
+    (tmp_path / "base.yaml").write_text(
+        f"data: {{name: csv, options: {{path: {tmp_path / 't.csv'}}}, "
+        "partition: {num_clients: 3, min_size: 2}}\nmodel: {name: logreg}\n"
+        "federation: {rounds: 2, clients_per_round: 2}\n"
+    )
+    space = tmp_path / "space.yaml"
+    space.write_text(
+        "base: base.yaml\ntuner: {sampler: random, trials: 2}\n"
+        "params:\n  client.lr: {type: float, low: 0.01, high: 0.1}\n"
+    )
+    db = tmp_path / "s.db"
+    code = main(["tune", "--space", str(space), "--storage", f"sqlite:///{db}"])
+    _, err = capsys.readouterr()
+    assert code == 2 and "Traceback" not in err
+    assert f"{tmp_path / 't.csv'}:6:" in err and "column 'weight', row 5" in err
+    assert not db.exists()  # nothing written: no file, so no study
