@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from fedhpo.cli._common import add_config_args, console, load_args_plugins
+from fedhpo.cli._common import add_config_args, console, load_args_plugins, plugin_flags
 from fedhpo.cli._format import print_frame
 from fedhpo.cli._study_args import add_storage_arg
 from fedhpo.config import parse_override
@@ -73,11 +73,12 @@ def main(args: argparse.Namespace) -> int:
     if not board.empty:
         print_frame(board, "table", title=f"Top of {study_name}")
     s = "" if args.storage == "sqlite:///fedhpo.db" else f" --storage {args.storage}"
+    p = plugin_flags(args)
     console.print(
         "next:\n"
         f"  fedhpo leaderboard {study_name}{s}\n"
-        f"  fedhpo best {study_name}{s} --out configs/best_{study_name}.yaml\n"
-        f"  fedhpo run configs/best_{study_name}.yaml --out runs/best_{study_name}\n"
+        f"  fedhpo best {study_name}{s}{p} --out configs/best_{study_name}.yaml\n"
+        f"  fedhpo run configs/best_{study_name}.yaml{p} --out runs/best_{study_name}\n"
         f"  fedhpo report {study_name}{s}"
     )
     return 0

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import optuna
 
-from fedhpo.errors import SearchSpaceError
 from fedhpo.space import SearchSpace, load_space
 from fedhpo.store import DEFAULT_STORAGE, open_storage
+from fedhpo.tune._checks import check_runnable
 from fedhpo.tune._factories import PRUNERS, SAMPLERS, make_pruner, make_sampler
 from fedhpo.tune._fidelity import full_config
 from fedhpo.tune._objective import Objective, PruningCallback, cached_dataset
@@ -21,6 +21,7 @@ __all__ = [
     "Objective",
     "PruningCallback",
     "TuneOptions",
+    "check_runnable",
     "full_config",
     "make_pruner",
     "make_sampler",
@@ -28,17 +29,6 @@ __all__ = [
     "run_trials",
     "tune",
 ]
-
-
-def _check_runnable(space: SearchSpace) -> None:
-    needs_val = any(o.metric.startswith("val_") for o in space.objectives)
-    if needs_val and space.base.data.val_fraction == 0:
-        raise SearchSpaceError(
-            "objective needs validation data but the base config has data.val_fraction: 0; "
-            "set data.val_fraction > 0 or optimize a test_* metric",
-            key="objective",
-            source=space.source,
-        )
 
 
 def tune(
@@ -61,7 +51,7 @@ def tune(
     """
     if not isinstance(space, SearchSpace):
         space = load_space(space)
-    _check_runnable(space)
+    check_runnable(space)
     # Build the base data once before touching the database: a missing data file is a clear
     # error here, not a failure in every trial (and the dataset is cached for jobs=1).
     cached_dataset(space.config_for({}).data)

@@ -64,6 +64,7 @@ def test_run_is_deterministic(capsys, tmp_path, small_config) -> None:
         ("client: [1, 2\n", [], "malformed YAML"),
         ("", ["client.lr=0"], "--set: `client.lr`: must be > 0"),
         ("data: {name: nosuch}\n", [], "`data.name`"),
+        ("server: {optimizer: adamw}\n", [], "unknown server optimizer 'adamw'; registered: a"),
     ],
 )
 def test_bad_configs_exit_2_with_one_line(capsys, tmp_path, config_text, overrides, fragment):
@@ -162,11 +163,9 @@ def test_unknown_study_exits_2(capsys, tmp_path) -> None:
 
 
 def test_plugin_server_optimizer_is_usable_from_yaml(capsys, tmp_path, monkeypatch) -> None:
-    from fedhpo import config as config_module
     from fedhpo.sim import server
 
     monkeypatch.setattr(server, "_OPTIMIZERS", dict(server._OPTIMIZERS))
-    monkeypatch.setattr(config_module, "_SERVER_OPTIMIZERS", list(config_module._SERVER_OPTIMIZERS))
     (tmp_path / "my_fedhpo_server.py").write_text(
         "from fedhpo.sim.server import register_server_optimizer\n"
         "@register_server_optimizer('damped')\n"
