@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Mapping
 
@@ -46,7 +47,7 @@ def load_args_plugins(args: argparse.Namespace) -> None:
 
 def plugin_flags(args: argparse.Namespace) -> str:
     """`` --plugin A --plugin B`` as given, for the next commands a command suggests."""
-    return "".join(f" --plugin {name}" for name in getattr(args, "plugins", []))
+    return "".join(f" --plugin {shlex.quote(name)}" for name in getattr(args, "plugins", []))
 
 
 class RoundProgress:

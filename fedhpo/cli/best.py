@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import warnings
 
 from fedhpo.cli._common import add_plugin_arg, console, load_args_plugins, plugin_flags
@@ -40,5 +41,6 @@ def main(args: argparse.Namespace) -> int:
         _note_unregistered(config)
         return 0
     _note_unregistered(export_best(study, args.out, args.trial))
-    console.print(f"wrote {args.out}; run it with: fedhpo run {args.out}{plugin_flags(args)}")
+    out = shlex.quote(args.out)
+    console.print(f"wrote {out}; run it with: fedhpo run {out}{plugin_flags(args)}", markup=False)
     return 0
