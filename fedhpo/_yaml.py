@@ -151,9 +151,18 @@ def parse_yaml(text: str, source: str, error: type[FedhpoError] = FedhpoError) -
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         problem = exc.problem or exc.context or "cannot parse"
-        raise error(f"malformed YAML: {problem}", source=source, line=line) from None
+        raise error(
+            f"malformed YAML: {' '.join(problem.split())}", source=source, line=line
+        ) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        raise error(
+            f"character U+{exc.character:04X} is not allowed in YAML; remove it",
+            source=source,
+            line=line,
+        ) from None
     except yaml.YAMLError as exc:
-        raise error(f"malformed YAML: {exc}", source=source) from None
+        raise error(f"malformed YAML: {' '.join(str(exc).split())}", source=source) from None
     except FedhpoError as exc:
         raise error(exc.message, key=exc.key, source=source, line=exc.line) from None
     return YamlDoc({} if data is None else data, lines, source)

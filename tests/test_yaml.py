@@ -64,3 +64,14 @@ def test_not_utf8_names_line_and_column(tmp_path: Path) -> None:
 )  # fmt: skip
 def test_set_values_are_read_safely(text: str, value: object) -> None:
     assert scalar(text) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "code"),
+    [("a: 1\nb: x\x00y\n", 2, "U+0000"), ("\x1f", 1, "U+001F"), ("a: \ud800\n", 1, "U+D800")],
+)
+def test_unprintable_characters_are_one_line_with_the_line(text: str, line: int, code: str):
+    with pytest.raises(ConfigError) as err:
+        parse_yaml(text, "c.yaml", ConfigError)
+    assert "\n" not in str(err.value) and err.value.line == line
+    assert f"character {code} is not allowed in YAML" in str(err.value)
