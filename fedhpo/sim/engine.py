@@ -120,6 +120,7 @@ def run_simulation(
                 bytes_up=model_bytes * len(updates),
                 bytes_down=model_bytes * len(updates),
                 wall_seconds=time.perf_counter() - start,
+                steps=sum(u.steps for u in updates),
             )
             records.append(record)
             if val.count and not math.isfinite(val.loss):
@@ -132,10 +133,10 @@ def run_simulation(
     except KeyboardInterrupt:
         status, reason = "interrupted", f"interrupted after {len(records)} rounds"
 
-    return _finish(config, dataset, model, params, records, val_ids, status, reason, start)
+    return finish_run(config, dataset, model, params, records, val_ids, status, reason, start)
 
 
-def _finish(
+def finish_run(
     config: RunConfig,
     dataset: FederatedDataset,
     model: nn.Module,

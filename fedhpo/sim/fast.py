@@ -51,7 +51,10 @@ from fedhpo.sim.client import ClientUpdate, Params
 from fedhpo.sim.cohort import train_cohort_reference
 from fedhpo.sim.data import FederatedDataset
 
-__all__ = ["fast_path", "train_cohort_fast"]
+__all__ = ["PER_CLIENT_HP", "fast_path", "train_cohort_fast", "train_cohort_stacked"]
+
+PER_CLIENT_HP = ("lr", "momentum", "weight_decay", "mu")
+"""Client settings :func:`train_cohort_stacked` takes per client (the rest set the schedule)."""
 
 _PARAM_BUDGET = 1 << 25
 """Most parameter floats held per copy (params, grads, momentum): caps clients per group."""
@@ -87,6 +90,37 @@ def _sgd(
         w.add_(g, alpha=-hp.lr)
 
 
+@dataclass(frozen=True)
+class _Columns:
+    """Per-client SGD settings of a group (group order), as ``(clients,)`` float tensors."""
+
+    values: dict[str, Tensor]
+
+    def bound(self, ps: list[Tensor]) -> list[dict[str, Tensor]]:
+        """Per parameter, each setting viewed to broadcast over the ``a`` live clients."""
+        a = ps[0].shape[0]
+        return [
+            {k: v[:a].view(a, *([1] * (p.dim() - 1))) for k, v in self.values.items()} for p in ps
+        ]
+
+
+def _sgd_columns(
+    ps: list[Tensor],
+    grads: list[Tensor],
+    anchors: list[Tensor],
+    bufs: list[Tensor] | None,
+    cols: list[dict[str, Tensor]],
+    first: bool,
+) -> None:
+    """:func:`_sgd` with per-client settings (stacked anchors, one row per client)."""
+    for k, (w, g) in enumerate(zip(ps, grads, strict=True)):
+        c = cols[k]
+        g.addcmul_(w - anchors[k], c["mu"]).addcmul_(w, c["weight_decay"])
+        if bufs is not None:
+            g = bufs[k].copy_(g) if first else bufs[k].mul_(c["momentum"]).add_(g)
+        w.addcmul_(g, c["lr"], value=-1.0)
+
+
 def _run_group(
     grad_fn: GradFn,
     anchors: list[Tensor],
@@ -94,16 +128,26 @@ def _run_group(
     y: Tensor,
     sched: Schedule,
     hp: ClientConfig,
+    columns: _Columns | None = None,
 ) -> _GroupRun:
-    """Step the group's clients together until each has taken its steps (or a loss blows up)."""
+    """Step the group's clients together until each has taken its steps (or a loss blows up).
+
+    With ``columns`` (per-client settings) ``anchors`` are stacked, one row per client, and
+    a client whose loss blows up does not stop the others (each row is its own run)."""
     size, batch = sched.active[0], hp.batch_size
-    ps = [a.expand(size, *a.shape).clone() for a in anchors]
-    bufs = [torch.empty_like(p) for p in ps] if hp.momentum else None
+    if columns is None:
+        ps = [a.expand(size, *a.shape).clone() for a in anchors]
+        momentum = bool(hp.momentum)
+    else:
+        ps = [a.clone() for a in anchors]
+        momentum = bool(columns.values["momentum"].any())
+    bufs = [torch.empty_like(p) for p in ps] if momentum else None
     logp = torch.zeros(sched.starts[-1], batch, dtype=x.dtype)
     per_chunk = max(1, _GATHER_BUDGET // (batch * max(1, math.prod(x.shape[1:]))))
     chunk_start = chunk_end = checked = bound = 0
     chunk: tuple[Tensor, ...] = ()
-    live, live_bufs, step = ps, bufs, None
+    live, live_bufs, live_anchors, step = ps, bufs, anchors, None
+    cols: list[dict[str, Tensor]] = []
     scratch: dict[int, Tensor] = {}
     steps_run = len(sched.active)
     for s, (a, start) in enumerate(zip(sched.active, sched.starts, strict=False)):
@@ -116,11 +160,17 @@ def _run_group(
         if a != bound:  # views and buffers for this many active clients
             live = [p[:a] for p in ps]
             live_bufs = None if bufs is None else [b[:a] for b in bufs]
+            if columns is not None:
+                live_anchors, cols = [t[:a] for t in anchors], columns.bound(live)
             step, bound = grad_fn.bind(live, batch, scratch), a
         lo, hi = start - chunk_start, start + a
         assert step is not None
         grads = step(*[t[lo : lo + a] for t in chunk], logp[start:hi])
-        _sgd(live, grads, anchors, live_bufs, hp, s == 0)
+        if columns is None:
+            _sgd(live, grads, anchors, live_bufs, hp, s == 0)
+        else:
+            _sgd_columns(live, grads, live_anchors, live_bufs, cols, s == 0)
+            continue
         if (s + 1) % _CHECK_EVERY == 0:
             if not bool(torch.isfinite(logp[checked:hi]).all()):
                 steps_run = s + 1
@@ -203,6 +253,41 @@ def train_cohort_fast(
     return updates
 
 
+def train_cohort_stacked(
+    model: nn.Module,
+    starts: Params,
+    dataset: FederatedDataset,
+    cohort: np.ndarray,
+    hp: ClientConfig,
+    per_client: dict[str, np.ndarray],
+    seed: int,
+    round_: int,
+) -> list[ClientUpdate]:
+    """Train clients that each start from their own parameters with their own SGD settings.
+
+    ``starts[k]`` stacks one row per cohort position (``(len(cohort), *shape)``); a client id
+    may appear several times (one federation per row, e.g. several configs run together).
+    ``per_client`` gives each of :data:`PER_CLIENT_HP` per position; ``hp`` gives the rest
+    (batch size, local epochs or steps), shared because it sets the batch schedule. Each
+    client draws the same permutations as in :func:`train_cohort_fast`, and a client whose
+    loss blows up stops no other (its update is flagged ``finite=False``). Needs a model the
+    fast path vectorizes (``fast_path(model) != "reference"``).
+    """
+    kernel = kernel_for(model)
+    if kernel.grad_fn is None or set(starts) != set(kernel.names):
+        raise ValueError(f"train_cohort_stacked needs a vectorizable model, got {kernel.kind}")
+    if len(cohort) == 0:
+        return []
+    missing = set(PER_CLIENT_HP) - set(per_client)
+    if missing:
+        raise ValueError(f"per_client lacks {sorted(missing)}")
+    anchors = [starts[k].detach() for k in kernel.names]
+    keys = [(k, kernel.names.index(k)) for k in starts]
+    dtype = dataset.x.dtype
+    values = {k: torch.as_tensor(np.asarray(per_client[k]), dtype=dtype) for k in PER_CLIENT_HP}
+    return _train(kernel.grad_fn, anchors, keys, dataset, cohort, hp, seed, round_, values)
+
+
 def _train(
     grad_fn: GradFn,
     anchors: list[Tensor],
@@ -212,32 +297,46 @@ def _train(
     hp: ClientConfig,
     seed: int,
     round_: int,
+    per_client: dict[str, Tensor] | None = None,
 ) -> list[ClientUpdate]:
     """Draw, bucket (sort by steps, cut into groups that fit the memory budget), train.
 
     ``anchors`` are in the kernel's order; ``keys`` maps each delta key, in the order the
-    updates list them, to its position there."""
+    updates list them, to its position there. With ``per_client`` settings (cohort order) the
+    anchors are stacked per cohort position and a diverged client stops no other."""
+    stacked = per_client is not None
     draws = draw_permutations(dataset, cohort, hp, seed, round_)
     order = np.argsort(-draws.steps, kind="stable")
     order = order[draws.steps[order] > 0]
-    per_group = max(1, _PARAM_BUDGET // max(1, sum(a.numel() for a in anchors)))
+    one = [a[0] for a in anchors] if stacked else anchors
+    per_group = max(1, _PARAM_BUDGET // max(1, sum(a.numel() for a in one)))
     first_row = dataset.offsets[cohort]
-    zeros = {k: torch.zeros_like(anchors[j]) for k, j in keys}
+    zeros = {k: torch.zeros_like(one[j]) for k, j in keys}
     updates = [ClientUpdate(zeros, 0, 0.0, 0, True)] * len(cohort)
     internal = grad_fn.to_internal(anchors)
     for lo in range(0, len(order), per_group):
         group = order[lo : lo + per_group]
         sched = build_schedule(draws, group, first_row[group], hp.batch_size, dataset.x.dtype)
-        run = _run_group(grad_fn, internal, dataset.x, dataset.y, sched, hp)
+        if per_client is None:
+            run = _run_group(grad_fn, internal, dataset.x, dataset.y, sched, hp)
+            start = anchors
+        else:
+            index = torch.from_numpy(group)
+            cols = _Columns({k: v[index] for k, v in per_client.items()})
+            rows = [t.index_select(0, index) for t in internal]
+            run = _run_group(grad_fn, rows, dataset.x, dataset.y, sched, hp, cols)
+            start = [a.index_select(0, index) for a in anchors]
         final = grad_fn.from_internal(run.params)
         deltas = [
-            torch.sub(p, a, out=p.new_empty(p.shape)) for p, a in zip(final, anchors, strict=True)
+            torch.sub(p, a, out=p.new_empty(p.shape)) for p, a in zip(final, start, strict=True)
         ]
         done = _group_updates(run, deltas, sched, keys, draws.n[group])
         for pos, update in zip(group.tolist(), done, strict=True):
             updates[pos] = update
         if run.steps_run < len(sched.active):
             break  # diverged: the engine ends the run, so skip the remaining groups
+    if stacked:
+        return updates
     for i, update in enumerate(updates):
         if not update.finite:
             return updates[: i + 1]

@@ -8,18 +8,9 @@ from typing import Any, Literal
 
 import torch
 
-Status = Literal["completed", "stopped", "diverged", "interrupted"]
+from fedhpo.metrics import METRICS
 
-#: Metrics a SimulationResult can be asked for by name (objectives, leaderboards).
-METRICS = (
-    "val_accuracy",
-    "val_loss",
-    "test_accuracy",
-    "test_loss",
-    "train_loss",
-    "bytes_sent",
-    "wall_seconds",
-)
+Status = Literal["completed", "stopped", "diverged", "interrupted"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +28,8 @@ class RoundRecord:
     bytes_up: int
     bytes_down: int
     wall_seconds: float
+    steps: int = 0
+    """Client local SGD steps taken this round (the compute a budget counts)."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +61,11 @@ class SimulationResult:
     @property
     def samples_processed(self) -> int:
         return sum(r.samples for r in self.rounds)
+
+    @property
+    def steps(self) -> int:
+        """Client local SGD steps over the whole run."""
+        return sum(r.steps for r in self.rounds)
 
     def metric(self, name: str) -> float:
         """A final metric by name (see :data:`METRICS`); nan when there is none."""
@@ -101,6 +99,7 @@ class SimulationResult:
             "reason": self.reason,
             "final": {m: _json_float(self.metric(m)) for m in METRICS},
             "samples_processed": self.samples_processed,
+            "steps": self.steps,
             "num_clients": self.num_clients,
             "seed": self.seed,
             "data_seed": self.data_seed,
