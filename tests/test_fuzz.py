@@ -8,6 +8,7 @@ a long one (examples per test).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import os
@@ -47,6 +48,7 @@ FUZZ = settings(
 # A copy of the repository's configs/ and searchspaces/ layout, so that a mutated space file's
 # relative `base: ../configs/x.yaml` still resolves.
 WORK = Path(tempfile.mkdtemp(prefix="fedhpo-fuzz-"))
+atexit.register(shutil.rmtree, WORK, True)
 for _folder in ("configs", "searchspaces", "fixtures"):
     (WORK / _folder).mkdir()
 for _path in CONFIGS:
