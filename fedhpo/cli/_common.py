@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import shlex
 import sys
 from collections.abc import Mapping
 
@@ -38,7 +39,8 @@ def add_plugin_arg(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="MODULE",
-        help="import MODULE first, to register your own datasets/models (repeatable)",
+        help="import MODULE first, to register your own datasets, models or server "
+        "optimizers (repeatable); nothing else is ever imported",
     )
 
 
@@ -53,6 +55,11 @@ def load_args_space(args: argparse.Namespace) -> SearchSpace:
         values = dict(parse_override(o) for o in args.overrides)
         space = dataclasses.replace(space, base=space.base.with_values(values))
     return space
+
+
+def plugin_flags(args: argparse.Namespace) -> str:
+    """`` --plugin A --plugin B`` as given, for the next commands a command suggests."""
+    return "".join(f" --plugin {shlex.quote(name)}" for name in getattr(args, "plugins", []))
 
 
 class RoundProgress:

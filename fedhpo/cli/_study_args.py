@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 
 import optuna
-from sqlalchemy.engine import make_url
 
 from fedhpo.errors import StudyError
-from fedhpo.store import DEFAULT_STORAGE, Liveness, RetryPolicy, open_storage
+from fedhpo.store import DEFAULT_STORAGE, Liveness, RetryPolicy, mask_url, open_storage
 
 
 def add_storage_arg(parser: argparse.ArgumentParser) -> None:
@@ -20,21 +19,15 @@ def add_storage_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def masked(url: str) -> str:
-    """The storage URL with its password hidden, for printing."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url
-
-
 def load_study(name: str, storage_url: str) -> optuna.Study:
     """Load a study by name, or say which studies exist."""
     storage = open_storage(storage_url)
     names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
     if name not in names:
         known = ", ".join(names) if names else "none yet; run `fedhpo tune` first"
-        raise StudyError(f"no study {name!r} in {storage_url}; studies: {known}", key="STUDY")
+        raise StudyError(
+            f"no study {name!r} in {mask_url(storage_url)}; studies: {known}", key="STUDY"
+        )
     return optuna.load_study(study_name=name, storage=storage)
 
 

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from fedhpo.cli._common import add_config_args, console, load_args_plugins, load_args_space
-from fedhpo.cli._format import print_frame
-from fedhpo.cli._study_args import (
-    add_storage_arg,
-    add_worker_args,
-    liveness_from,
-    masked,
-    retry_from,
+from fedhpo.cli._common import (
+    add_config_args,
+    console,
+    load_args_plugins,
+    load_args_space,
+    plugin_flags,
 )
+from fedhpo.cli._format import print_frame
+from fedhpo.cli._study_args import add_storage_arg, add_worker_args, liveness_from, retry_from
+from fedhpo.report import safe_folder_name
 from fedhpo.space import SearchSpace
-from fedhpo.store import leaderboard, other_trials, records
+from fedhpo.store import DEFAULT_STORAGE, leaderboard, mask_url, other_trials, records
 from fedhpo.tune import tune
 
 
@@ -65,7 +68,8 @@ def main(args: argparse.Namespace) -> int:
         return _create_only(args, space, study_name, trials, budget)
     plan = [f"{trials} trials" if trials else "", f"budget {budget:g} full runs" if budget else ""]
     console.print(
-        f"study [bold]{study_name}[/bold] in {args.storage}: {', '.join(p for p in plan if p)}, "
+        f"study [bold]{escape(study_name)}[/bold] in {escape(mask_url(args.storage))}: "
+        f"{', '.join(p for p in plan if p)}, "
         f"{args.jobs} job(s), sampler {space.tuner.sampler}, pruner {space.tuner.pruner}"
     )
     with _TrialBar(trials or 0) as bar:
@@ -97,14 +101,7 @@ def main(args: argparse.Namespace) -> int:
     )
     if not board.empty:
         print_frame(board, "table", title=f"Top of {study_name}")
-    s = "" if args.storage == "sqlite:///fedhpo.db" else f" --storage {args.storage}"
-    console.print(
-        "next:\n"
-        f"  fedhpo leaderboard {study_name}{s}\n"
-        f"  fedhpo best {study_name}{s} --out configs/best_{study_name}.yaml\n"
-        f"  fedhpo run configs/best_{study_name}.yaml --out runs/best_{study_name}\n"
-        f"  fedhpo report {study_name}{s}"
-    )
+    console.print(_next_steps(args, study_name), markup=False, highlight=False, soft_wrap=True)
     return 0
 
 
@@ -126,13 +123,31 @@ def _create_only(
     )
     parts = [f"{trials} trials" if trials else "", f"{budget:g} full runs" if budget else ""]
     parts.append(f"{args.timeout:g} s" if args.timeout else "")
-    plugins = "".join(f" --plugin {m}" for m in args.plugins)
+    url = shlex.quote(mask_url(args.storage))
     console.print(
-        f"created study [bold]{name}[/bold] (budget over all workers: "
+        f"created study [bold]{escape(name)}[/bold] (budget over all workers: "
         f"{', '.join(p for p in parts if p)}); start workers with:\n"
-        f"  fedhpo worker --study {name} --storage {masked(args.storage)}{plugins}"
+        f"  fedhpo worker --study {escape(shlex.quote(name))} --storage {escape(url)}"
+        f"{escape(plugin_flags(args))}"
     )
     return 0
+
+
+def _next_steps(args: argparse.Namespace, study_name: str) -> str:
+    """The commands to run next, safe to paste: the study name shell-quoted, file names made
+    from it confined to their folders, the storage password masked."""
+    name = shlex.quote(study_name)
+    file = safe_folder_name(study_name)
+    url = mask_url(args.storage)
+    s = "" if args.storage == DEFAULT_STORAGE else f" --storage {shlex.quote(url)}"
+    p = plugin_flags(args)
+    return (
+        "next:\n"
+        f"  fedhpo leaderboard {name}{s}\n"
+        f"  fedhpo best {name}{s}{p} --out configs/best_{file}.yaml\n"
+        f"  fedhpo run configs/best_{file}.yaml{p} --out runs/best_{file}\n"
+        f"  fedhpo report {name}{s}"
+    )
 
 
 class _TrialBar:

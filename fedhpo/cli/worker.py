@@ -13,9 +13,9 @@ from fedhpo.cli._study_args import (
     add_storage_arg,
     add_worker_args,
     liveness_from,
-    masked,
     retry_from,
 )
+from fedhpo.store import mask_url
 from fedhpo.store import records as rec
 from fedhpo.tune import join_study, run_worker
 from fedhpo.tune._worker import identity
@@ -72,7 +72,7 @@ def main(args: argparse.Namespace) -> int:
     budget = ", ".join(parts)
     console.print(
         f"worker {who['host']}:{who['pid']} joined study [bold]{args.study}[/bold] in "
-        f"{masked(args.storage)} (budget over all workers: {budget})"
+        f"{mask_url(args.storage)} (budget over all workers: {budget})"
     )
     report = run_worker(joined, on_trial=_line)
     counts = Counter(report.states.values())

@@ -21,6 +21,7 @@ from fedhpo.sim.data import FederatedDataset
 from fedhpo.sim.datasets import build_dataset
 from fedhpo.sim.fast import train_cohort_fast
 from fedhpo.sim.models import build_model
+from fedhpo.sim.names import check_names
 from fedhpo.sim.result import RoundRecord, SimulationResult, Status
 from fedhpo.sim.sampling import (
     STREAM_INIT,
@@ -69,6 +70,7 @@ def run_simulation(
     for the plain per-client loop).
     """
     start = time.perf_counter()
+    check_names(config)  # an unknown model or optimizer fails before the data is built
     if dataset is None:
         dataset = build_dataset(config.data)
     elif config.data.fraction < 1.0:

@@ -18,6 +18,7 @@ from fedhpo.store import Liveness, RetryPolicy, open_storage
 from fedhpo.store import records as rec
 from fedhpo.store._budget import Budget, load_budget, save_budget, used
 from fedhpo.store._lock import StudyLock
+from fedhpo.tune._checks import check_runnable
 from fedhpo.tune._objective import cached_dataset
 from fedhpo.tune._runner import TuneOptions, create_or_resume, work
 from fedhpo.tune._worker import OnTrial, WorkerReport, identity
@@ -83,6 +84,7 @@ def join_study(
         retry=retry or RetryPolicy(),
     )
     if space is not None:
+        check_runnable(space)  # registry names, validation data: before a study is written
         create_or_resume(space, opts)  # checks that an existing study has the same space
     elif not _exists(storage, study):
         raise StudyError(

@@ -9,6 +9,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from fedhpo.sim import models
 from fedhpo.store import records as rec
 from tests.cli.test_cli import run_cli
 from tests.helpers import BASE, LR_MU

@@ -3,6 +3,7 @@ database, and the consistency checks every fault test ends with."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -12,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import pytest
 from optuna.trial import FrozenTrial, TrialState
 
+from fedhpo.sim import models
 from fedhpo.store import records as rec
 from fedhpo.store._budget import retried, used
 from tests.helpers import BASE, LR_MU
@@ -43,8 +46,14 @@ def gated(input_shape, num_classes):
 '''
 
 
-def gated_space(tmp_path: Path, rounds: int = 3, tuner: str = "") -> Path:
-    """Plugin module, base config (model gated) and space file in ``tmp_path``; gate closed."""
+def gated_space(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rounds: int = 3, tuner: str = ""
+) -> Path:
+    """Plugin module, base config (model gated) and space file in ``tmp_path``; gate closed.
+
+    The plugin is imported here too (``tune`` checks the model name before it writes a study),
+    into a copy of the model registry that the test's end throws away.
+    """
     (tmp_path / "gate_plugin.py").write_text(GATE_PLUGIN)
     (tmp_path / "base.yaml").write_text(BASE.replace("{name: logreg}", "{name: gated}"))
     tuner = tuner or "{sampler: random, pruner: none, seed: 0}"
@@ -54,6 +63,10 @@ def gated_space(tmp_path: Path, rounds: int = 3, tuner: str = "") -> Path:
         f"fidelity: {{rounds: {rounds}}}\ntuner: {tuner}\nparams:\n{LR_MU}"
     )
     gate(tmp_path).touch()
+    monkeypatch.setattr(models, "_MODELS", dict(models._MODELS))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "gate_plugin", raising=False)
+    importlib.import_module("gate_plugin")
     return space
 
 

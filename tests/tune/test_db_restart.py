@@ -80,9 +80,9 @@ def private_postgres(tmp_path: Path) -> Iterator[PrivatePostgres]:
 
 
 @pytest.mark.slow
-def test_workers_ride_out_a_database_restart(tmp_path, private_postgres) -> None:
+def test_workers_ride_out_a_database_restart(monkeypatch, tmp_path, private_postgres) -> None:
     url = private_postgres.url
-    space = gated_space(tmp_path)
+    space = gated_space(tmp_path, monkeypatch)
     tune(space, storage=url, study="r", trials=8, create_only=True)
     # grace (60 s) longer than the outage: no live trial is taken for dead
     args = ("worker", "--study", "r", "--storage", url, "--plugin", "gate_plugin")

@@ -49,10 +49,10 @@ def _held(url: str, study: str, n: int) -> dict[int, int]:
 
 @pytest.mark.slow
 @needs_pg
-def test_three_postgres_workers_one_killed(tmp_path) -> None:
+def test_three_postgres_workers_one_killed(monkeypatch, tmp_path) -> None:
     assert PG_URL
     name = f"fedhpo-kill-{uuid.uuid4().hex[:8]}"
-    space = gated_space(tmp_path)
+    space = gated_space(tmp_path, monkeypatch)
     tune(space, storage=PG_URL, study=name, trials=6, create_only=True)
     try:
         args = ("worker", "--study", name, "--storage", PG_URL, "--plugin", "gate_plugin")
@@ -75,9 +75,9 @@ def test_three_postgres_workers_one_killed(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_sqlite_jobs_survive_a_killed_job(tmp_path, capsys) -> None:
+def test_sqlite_jobs_survive_a_killed_job(monkeypatch, tmp_path, capsys) -> None:
     url = f"sqlite:///{tmp_path / 'jobs.db'}"
-    space = gated_space(tmp_path)
+    space = gated_space(tmp_path, monkeypatch)
     args = ("tune", "--space", str(space), "--storage", url, "--study", "k", "--trials", "6")
     proc = start(tmp_path, *args, "--jobs", "2", "--plugin", "gate_plugin", *FAST, name="tune")
     held = _held(url, "k", 2)  # both jobs started a trial together
@@ -102,9 +102,9 @@ def test_sqlite_jobs_survive_a_killed_job(tmp_path, capsys) -> None:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_stop_signal_fails_the_trial_cleanly_and_exits_0(tmp_path, sig) -> None:
+def test_stop_signal_fails_the_trial_cleanly_and_exits_0(monkeypatch, tmp_path, sig) -> None:
     url = f"sqlite:///{tmp_path / 'sig.db'}"
-    space = gated_space(tmp_path)
+    space = gated_space(tmp_path, monkeypatch)
     tune(space, storage=url, study="s", trials=2, create_only=True)
     args = ("worker", "--study", "s", "--storage", url, "--plugin", "gate_plugin", *FAST)
     proc = start(tmp_path, *args, name="w")

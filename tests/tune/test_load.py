@@ -23,11 +23,11 @@ WORKERS, TRIALS = 8, 400
 
 @pytest.mark.slow
 @pytest.mark.skipif(not URL, reason="set FEDHPO_TEST_POSTGRES_URL=postgresql://... (load test)")
-def test_eight_workers_four_hundred_trials(tmp_path) -> None:
+def test_eight_workers_four_hundred_trials(monkeypatch, tmp_path) -> None:
     assert URL
     url = f"{URL}{'&' if '?' in URL else '?'}{FAST_COMMITS}"
     name = f"fedhpo-load-{uuid.uuid4().hex[:8]}"
-    space = gated_space(tmp_path, rounds=1)
+    space = gated_space(tmp_path, monkeypatch, rounds=1)
     gate(tmp_path).unlink()  # trials run straight through
     tune(space, storage=url, study=name, trials=TRIALS, create_only=True)
     try:
