@@ -13,7 +13,9 @@ import sqlalchemy
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from fedhpo.store._retry import RetryPolicy, call_with_retry
+from fedhpo.errors import StudyError
+from fedhpo.store._retry import RetryPolicy, call_with_retry, first_line
+from fedhpo.store._storage import mask_url
 
 
 def lock_key(study: str) -> int:
@@ -55,6 +57,7 @@ class StudyLock:
     ) -> None:
         self.key = lock_key(study)
         self.retry = retry
+        self.url = url if isinstance(url, str) else "<storage object>"
         self.path: Path | None = None
         self.engine: sqlalchemy.Engine | None = None
         self._conn: sqlalchemy.Connection | None = None
@@ -71,7 +74,13 @@ class StudyLock:
             with _file_lock(self.path):
                 yield
         elif self.engine is not None:
-            call_with_retry(self._acquire, self.retry, "study lock")
+            try:
+                call_with_retry(self._acquire, self.retry, "study lock")
+            except Exception as exc:  # after the retries, if any
+                raise StudyError(
+                    f"cannot lock the study in {mask_url(self.url)}: {first_line(exc)}",
+                    key="--storage",
+                ) from None
             try:
                 yield
             finally:

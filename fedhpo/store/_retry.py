@@ -51,7 +51,7 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     """The driver's own message (e.g. "connection refused"), without SQLAlchemy's wrapping."""
     seen: BaseException | None = exc
     while seen is not None and not isinstance(seen, sa_exc.DBAPIError):
@@ -81,7 +81,7 @@ def call_with_retry(fn: Callable[[], T], policy: RetryPolicy | None, what: str =
             if not is_transient(exc) or attempt == len(waits):
                 raise
             if attempt == 0:
-                warn(f"database unavailable during {what} ({_first_line(exc)}); retrying")
+                warn(f"database unavailable during {what} ({first_line(exc)}); retrying")
             time.sleep(waits[attempt] * random.uniform(0.8, 1.0))
             continue
         if attempt > 0:

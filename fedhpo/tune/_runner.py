@@ -71,12 +71,14 @@ def create_or_resume(space: SearchSpace, opts: TuneOptions) -> optuna.Study:
 
     Under the study lock: two workers starting at once create (and enqueue) it once.
     """
-    with StudyLock(opts.storage, opts.study, opts.retry).held():
-        return _create_or_resume(space, opts)
+    storage = open_storage(opts.storage)  # an unreachable database is one clear error here
+    with StudyLock(opts.storage, opts.study).held():
+        return _create_or_resume(space, opts, storage)
 
 
-def _create_or_resume(space: SearchSpace, opts: TuneOptions) -> optuna.Study:
-    storage = open_storage(opts.storage)
+def _create_or_resume(
+    space: SearchSpace, opts: TuneOptions, storage: optuna.storages.BaseStorage
+) -> optuna.Study:
     existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}
     if opts.study in existing:
         study = optuna.load_study(study_name=opts.study, storage=storage)

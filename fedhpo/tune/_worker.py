@@ -29,7 +29,7 @@ from fedhpo.store._budget import (
     used,
 )
 from fedhpo.store._lock import StudyLock
-from fedhpo.store._retry import warn
+from fedhpo.store._retry import first_line, is_transient, warn
 from fedhpo.tune._signals import Heartbeat, Stopper
 
 #: ``on_trial(study, trial)`` after each trial this worker finished.
@@ -108,6 +108,14 @@ class Worker:
                         stopper.wait(self.poll)
                         continue
                     self._run(claimed, stopper)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            raise StudyError(
+                f"the database stayed unreachable longer than the retries ({first_line(exc)}); "
+                "a trial this worker was running is failed and retried once its heartbeat is "
+                "stale; start the worker again when the database is back"
+            ) from None
         finally:
             self.study._thread_local.in_optimize_loop = False
             self.study._stop_flag = False
@@ -152,6 +160,8 @@ class Worker:
             self._interrupted(trial, stopper.requested or "SIGINT")
             return
         except Exception as exc:
+            if is_transient(exc):  # the database stayed away longer than the retries
+                raise
             reason = self._reason(trial) or f"error: {type(exc).__name__}: {exc}"
             self.report.errors[trial.number] = reason
             warn(f"trial {trial.number} failed: {reason}")
