@@ -98,6 +98,7 @@ PROBLEMS: dict[str, Problem] = {
                 "client.lr": _log_grid(1e-3, 1.0, 13),
                 "client.mu": [0.0, 0.25, 0.5, 0.75, 1.0],
             },
+            truth_seeds=(2, 3),
             description="the demo: FedProx Synthetic(1,1), logreg, 200 rounds; lr x mu",
         ),
         Problem(
