@@ -16,10 +16,10 @@ from torch import nn
 
 from fedhpo.config import RunConfig
 from fedhpo.sim.client import evaluate
-from fedhpo.sim.cohort import CohortTrainer, train_cohort_reference
+from fedhpo.sim.cohort import REFERENCE
 from fedhpo.sim.data import FederatedDataset
 from fedhpo.sim.datasets import build_dataset
-from fedhpo.sim.fast import train_cohort_fast
+from fedhpo.sim.fast import FAST
 from fedhpo.sim.models import build_model
 from fedhpo.sim.result import RoundRecord, SimulationResult, Status
 from fedhpo.sim.sampling import (
@@ -29,6 +29,7 @@ from fedhpo.sim.sampling import (
     validation_clients,
 )
 from fedhpo.sim.server import aggregate, make_server_optimizer
+from fedhpo.sim.work import Trainer, Work, train_work
 
 #: ``on_round_end(round, metrics) -> stop?``: the only bridge from a run to the outside
 #: (progress bars, pruning). Return True to stop the run after this round.
@@ -37,16 +38,10 @@ RoundCallback = Callable[[int, Mapping[str, float]], "bool | None"]
 Params = dict[str, torch.Tensor]
 
 #: The trainer :func:`run_simulation` uses unless told otherwise: the vectorized fast path,
-#: which itself falls back to :func:`train_cohort_reference` for models it cannot vectorize.
-default_trainer: CohortTrainer = train_cohort_fast
+#: which itself falls back to the reference loop for models it cannot vectorize.
+default_trainer: Trainer = FAST
 
-__all__ = [
-    "CohortTrainer",
-    "RoundCallback",
-    "default_trainer",
-    "run_simulation",
-    "train_cohort_reference",
-]
+__all__ = ["FAST", "REFERENCE", "RoundCallback", "Trainer", "default_trainer", "run_simulation"]
 
 
 def _finite(params: Params) -> bool:
@@ -58,15 +53,15 @@ def run_simulation(
     dataset: FederatedDataset | None = None,
     *,
     callbacks: Sequence[RoundCallback] = (),
-    trainer: CohortTrainer = default_trainer,
+    trainer: Trainer = default_trainer,
 ) -> SimulationResult:
     """Run one federated training as ``config`` says and return its result.
 
     ``dataset`` may be passed to reuse one already built (its ``data`` section must match
     ``config.data``; ``config.data.fraction`` is applied here). Ctrl-C ends the run after the
     current client with status ``interrupted``, keeping the rounds done. ``trainer`` trains
-    each round's cohort (default: :data:`default_trainer`; pass :func:`train_cohort_reference`
-    for the plain per-client loop).
+    each round's cohort (default: :data:`default_trainer`; pass :data:`REFERENCE` for the
+    plain per-client loop).
     """
     start = time.perf_counter()
     if dataset is None:
@@ -92,7 +87,9 @@ def run_simulation(
     try:
         for r in range(1, fed.rounds + 1):
             cohort = sample_cohort(seed, r, dataset.num_clients, cohort_size)
-            updates = trainer(model, params, dataset, cohort, config.client, seed, r)
+            work = Work(cohort, params, config.client, seed, np.full(len(cohort), r), r - 1)
+            result = train_work(trainer, model, dataset, work)
+            updates = result.updates()
             samples = sum(u.num_samples for u in updates)
             train_loss = sum(u.train_loss * u.num_samples for u in updates) / max(samples, 1)
             if not all(u.finite for u in updates) or not math.isfinite(train_loss):

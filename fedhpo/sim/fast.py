@@ -1,18 +1,22 @@
-"""The fast cohort trainer: all sampled clients of a round step together (batched matmuls/vmap).
+"""The fast trainer: all clients of a dispatch step together (batched matmuls or vmap).
 
-:func:`train_cohort_fast` returns the same :class:`~fedhpo.sim.client.ClientUpdate` list as
-:func:`fedhpo.sim.cohort.train_cohort_reference` (to float rounding): each client draws
-``torch.randperm(n, generator=...)`` per pass from ``torch_generator(seed, STREAM_CLIENT,
-round, client)`` exactly as :func:`~fedhpo.sim.client.local_update` does, and takes the same
-SGD steps (momentum, weight decay, FedProx ``mu``).
+:data:`FAST` trains a :class:`~fedhpo.sim.work.Work` to the same
+:class:`~fedhpo.sim.work.WorkResult` as :data:`fedhpo.sim.cohort.REFERENCE` (to float
+rounding): each client draws ``torch.randperm(n, generator=...)`` per pass from
+``torch_generator(seed, STREAM_CLIENT, stream, client)`` exactly as
+:func:`~fedhpo.sim.client.local_update` does, and takes the same SGD steps (momentum, weight
+decay, FedProx ``mu``), each client with its own step budget, epochs or steps, learning rate,
+momentum, weight decay and ``mu``. Only ``batch_size`` must be shared by one call
+(:func:`~fedhpo.sim.work.train_work` splits a dispatch by it). Uniform hyperparameters take
+the scalar route, so a lock-step round computes exactly what it did before per-client values.
 
 How: clients are sorted by their number of local steps (longest first), so at step ``s`` the
 clients still training are a prefix of that order and finished ones simply drop out of the
 batch: heavy-tailed client sizes cost no padding of whole clients. A short last batch is
 padded with copies of one of its rows weighted 0, so its loss is the mean over its real rows.
-All batch indices of a cohort are built up front as one packed ``(steps x active clients,
+All batch indices of a dispatch are built up front as one packed ``(steps x active clients,
 batch)`` matrix, and the rows are gathered with one ``index_select`` per chunk of steps; the
-Python work per step is a fixed number of tensor operations, whatever the cohort size.
+Python work per step is a fixed number of tensor operations, whatever the number of clients.
 
 Models that are stacks of ``nn.Linear`` with ``ReLU`` between (optionally after
 ``nn.Flatten``: the built-in logreg and mlp, recognised by module type, not by name) get a
@@ -20,24 +24,23 @@ hand-derived forward/backward with ``torch.bmm`` (:class:`_LinearStack`). Other 
 buffers or convolutions use ``torch.func.vmap(grad(functional_call))``, which assumes rows are
 processed independently (no batch statistics). The rest (e.g. the built-in cnn: vmapped
 convolutions were slower than the loop on CPU) fall back to the reference loop, with one
-warning per model class.
+warning per model class; so does a ClientConfig with a field this module does not implement.
 
-On divergence (a non-finite loss or parameter) the whole cohort stops within a few steps; the
-updates are returned up to the first non-finite client in cohort order (as the reference
-stops there), which is flagged ``finite=False``. The other updates of such a cohort are
-partial; the engine discards the round anyway.
+On divergence (a non-finite loss or parameter) the whole dispatch stops within a few steps;
+the diverged clients are flagged ``finite=False`` and the other rows are partial; the engine
+discards the dispatch anyway.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from fedhpo.config import ClientConfig
 from fedhpo.sim._fast_kernels import (
     KERNELS,
     GradFn,
@@ -47,11 +50,11 @@ from fedhpo.sim._fast_kernels import (
     warn_once,
 )
 from fedhpo.sim._fast_schedule import Schedule, build_schedule, draw_permutations
-from fedhpo.sim.client import ClientUpdate, Params
-from fedhpo.sim.cohort import train_cohort_reference
+from fedhpo.sim.cohort import train_reference
 from fedhpo.sim.data import FederatedDataset
+from fedhpo.sim.work import CLIENT_FIELDS, Trainer, Work, WorkResult
 
-__all__ = ["fast_path", "train_cohort_fast"]
+__all__ = ["FAST", "fast_path", "train_fast"]
 
 _PARAM_BUDGET = 1 << 25
 """Most parameter floats held per copy (params, grads, momentum): caps clients per group."""
@@ -59,6 +62,81 @@ _GATHER_BUDGET = 1 << 22
 """Most input floats gathered at once (one chunk of steps)."""
 _CHECK_EVERY = 8
 """Steps between checks for a non-finite loss (each check is a synchronising reduction)."""
+
+_RATES = ("lr", "momentum", "weight_decay", "mu")
+_IMPLEMENTED = frozenset({*_RATES, "local_epochs", "local_steps", "batch_size"})
+"""The ClientConfig fields this trainer implements; for any other it uses the reference."""
+_MISSING = sorted(set(CLIENT_FIELDS) - _IMPLEMENTED)
+
+Rate = float | list[Tensor]
+"""A hyperparameter of a group: one float, or per parameter a ``(a, 1, ...)`` column."""
+
+
+@dataclass
+class _Rates:
+    """The group's SGD hyperparameters, floats when uniform (the exact lock-step route)."""
+
+    step: Rate
+    """Minus the learning rate."""
+    momentum: Rate
+    weight_decay: Rate
+    mu: Rate
+
+    @staticmethod
+    def of(work: Work, group: np.ndarray, like: list[Tensor]) -> _Rates:
+        """Rates of the clients ``group`` (work positions), as columns that broadcast over
+        stacked copies of the parameters ``like``."""
+        varying = work.varying()
+        rates: dict[str, Rate] = {}
+        for name in _RATES:
+            sign = -1.0 if name == "lr" else 1.0
+            if name not in varying:
+                rates[name] = sign * float(getattr(work.hp_of(0), name))
+                continue
+            values = sign * np.array(work.values(name), dtype=np.float64)[group]
+            col = torch.tensor(values).to(like[0].dtype)
+            rates[name] = [col.view(-1, *[1] * p.dim()) for p in like]
+        return _Rates(rates["lr"], rates["momentum"], rates["weight_decay"], rates["mu"])
+
+    def head(self, a: int) -> _Rates:
+        """The rates of the first ``a`` clients (the ones still training)."""
+        return _Rates(*[r if isinstance(r, float) else [c[:a] for c in r] for r in self.rates])
+
+    @property
+    def rates(self) -> tuple[Rate, ...]:
+        return (self.step, self.momentum, self.weight_decay, self.mu)
+
+    def any(self, name: str) -> bool:
+        rate = getattr(self, name)
+        return bool(rate) if isinstance(rate, float) else True
+
+
+def _axpy(y: Tensor, x: Tensor, rate: Rate, k: int) -> None:
+    """``y += rate * x`` in place for parameter ``k`` (``rate`` a float or per-client columns)."""
+    if isinstance(rate, float):
+        y.add_(x, alpha=rate)
+    else:
+        y.addcmul_(x, rate[k])
+
+
+def _sgd(
+    ps: list[Tensor],
+    grads: list[Tensor],
+    anchors: list[Tensor],
+    bufs: list[Tensor] | None,
+    hp: _Rates,
+    first: bool,
+) -> None:
+    """``torch.optim.SGD``'s step in place on stacked params (proximal gradient added first)."""
+    for k, (w, g) in enumerate(zip(ps, grads, strict=True)):
+        if hp.any("mu"):
+            _axpy(g, w - anchors[k], hp.mu, k)
+        if hp.any("weight_decay"):
+            _axpy(g, w, hp.weight_decay, k)
+        if bufs is not None:
+            m = hp.momentum if isinstance(hp.momentum, float) else hp.momentum[k]
+            g = bufs[k].copy_(g) if first else bufs[k].mul_(m).add_(g)
+        _axpy(w, g, hp.step, k)
 
 
 @dataclass
@@ -68,42 +146,24 @@ class _GroupRun:
     steps_run: int
 
 
-def _sgd(
-    ps: list[Tensor],
-    grads: list[Tensor],
-    anchors: list[Tensor],
-    bufs: list[Tensor] | None,
-    hp: ClientConfig,
-    first: bool,
-) -> None:
-    """``torch.optim.SGD``'s step in place on stacked params (proximal gradient added first)."""
-    for k, (w, g) in enumerate(zip(ps, grads, strict=True)):
-        if hp.mu:
-            g.add_(w - anchors[k], alpha=hp.mu)
-        if hp.weight_decay:
-            g.add_(w, alpha=hp.weight_decay)
-        if bufs is not None:
-            g = bufs[k].copy_(g) if first else bufs[k].mul_(hp.momentum).add_(g)
-        w.add_(g, alpha=-hp.lr)
-
-
 def _run_group(
     grad_fn: GradFn,
     anchors: list[Tensor],
     x: Tensor,
     y: Tensor,
     sched: Schedule,
-    hp: ClientConfig,
+    batch: int,
+    rates: _Rates,
 ) -> _GroupRun:
     """Step the group's clients together until each has taken its steps (or a loss blows up)."""
-    size, batch = sched.active[0], hp.batch_size
+    size = sched.active[0]
     ps = [a.expand(size, *a.shape).clone() for a in anchors]
-    bufs = [torch.empty_like(p) for p in ps] if hp.momentum else None
+    bufs = [torch.empty_like(p) for p in ps] if rates.any("momentum") else None
     logp = torch.zeros(sched.starts[-1], batch, dtype=x.dtype)
     per_chunk = max(1, _GATHER_BUDGET // (batch * max(1, math.prod(x.shape[1:]))))
     chunk_start = chunk_end = checked = bound = 0
     chunk: tuple[Tensor, ...] = ()
-    live, live_bufs, step = ps, bufs, None
+    live, live_bufs, live_rates, step = ps, bufs, rates, None
     scratch: dict[int, Tensor] = {}
     steps_run = len(sched.active)
     for s, (a, start) in enumerate(zip(sched.active, sched.starts, strict=False)):
@@ -116,11 +176,12 @@ def _run_group(
         if a != bound:  # views and buffers for this many active clients
             live = [p[:a] for p in ps]
             live_bufs = None if bufs is None else [b[:a] for b in bufs]
+            live_rates = rates.head(a)
             step, bound = grad_fn.bind(live, batch, scratch), a
         lo, hi = start - chunk_start, start + a
         assert step is not None
         grads = step(*[t[lo : lo + a] for t in chunk], logp[start:hi])
-        _sgd(live, grads, anchors, live_bufs, hp, s == 0)
+        _sgd(live, grads, anchors, live_bufs, live_rates, s == 0)
         if (s + 1) % _CHECK_EVERY == 0:
             if not bool(torch.isfinite(logp[checked:hi]).all()):
                 steps_run = s + 1
@@ -129,15 +190,11 @@ def _run_group(
     return _GroupRun(ps, logp, steps_run)
 
 
-def _group_updates(
-    run: _GroupRun,
-    deltas: list[Tensor],
-    sched: Schedule,
-    keys: list[tuple[str, int]],
-    n: np.ndarray,
-) -> list[ClientUpdate]:
-    """Per-client updates of a group, in group order, as the reference would report them;
-    ``deltas`` are the group's stacked deltas in the model's layout."""
+def _group_result(
+    run: _GroupRun, deltas: dict[str, Tensor], sched: Schedule, clients: np.ndarray, n: np.ndarray
+) -> WorkResult:
+    """The group's rows, in group order, as the reference would report them; ``deltas`` are
+    the group's stacked deltas in the model's layout."""
     size = sched.active[0]
     done = sched.starts[run.steps_run]
     logp = run.logp[:done].double().numpy()
@@ -154,91 +211,86 @@ def _group_updates(
     for p in run.params:  # amax/amin propagate NaN and are much faster than isfinite
         flat = p.flatten(1)
         finite &= (torch.isfinite(flat.amax(1)) & torch.isfinite(flat.amin(1))).numpy()
-    split = [(k, deltas[j].unbind(0)) for k, j in keys]
-    train_loss = np.divide(loss_sum, rows, out=np.zeros(size), where=rows > 0).tolist()
-    return [
-        ClientUpdate({k: d[i] for k, d in split}, num, loss, stepped, ok)
-        for i, (num, loss, stepped, ok) in enumerate(
-            zip(n.tolist(), train_loss, steps.tolist(), finite.tolist(), strict=True)
-        )
-    ]
+    return WorkResult(
+        clients=clients,
+        deltas=deltas,
+        num_samples=n,
+        steps=steps.astype(np.int64),
+        losses=np.divide(loss_sum, rows, out=np.zeros(size), where=rows > 0),
+        finite=finite,
+    )
 
 
-def train_cohort_fast(
-    model: nn.Module,
-    params: Params,
-    dataset: FederatedDataset,
-    cohort: np.ndarray,
-    hp: ClientConfig,
-    seed: int,
-    round_: int,
-) -> list[ClientUpdate]:
-    """Train the cohort's clients together; same updates as ``train_cohort_reference``.
+def train_fast(model: nn.Module, dataset: FederatedDataset, work: Work) -> WorkResult:
+    """Train ``work``'s clients together; the same result as the reference trainer.
 
-    A :class:`~fedhpo.sim.cohort.CohortTrainer`. Falls back to the reference loop (warning
-    once per model class) for models neither fast path handles.
+    Falls back to the reference loop (warning once per model class) for models neither
+    fast path handles. ``batch_size`` must be the same for all clients.
     """
-    if len(cohort) == 0:
-        return []
+    if len(work) == 0:
+        return WorkResult.empty(work)
+    if "batch_size" in work.varying():
+        raise ValueError("the fast trainer needs one batch_size per call (use train_work)")
     kernel = kernel_for(model)
+    params = work.params
     usable = (
         kernel.grad_fn is not None
+        and not _MISSING
         and set(params) == set(kernel.names)
         and all(p.dtype == dataset.x.dtype for p in params.values())
         and (kernel.flattens or len(dataset.feature_shape) == 1)
     )
+    if _MISSING:
+        warnings.warn(
+            f"fedhpo fast trainer: ClientConfig fields {_MISSING} are not implemented here; "
+            "training with the reference loop",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     if not usable:
-        return train_cohort_reference(model, params, dataset, cohort, hp, seed, round_)
+        return train_reference(model, dataset, work)
     assert kernel.grad_fn is not None
-    anchors = [params[k].detach() for k in kernel.names]
-    keys = [(k, kernel.names.index(k)) for k in params]  # deltas keyed in the caller's order
     try:
-        updates = _train(kernel.grad_fn, anchors, keys, dataset, cohort, hp, seed, round_)
+        return _train(kernel.grad_fn, list(kernel.names), dataset, work)
     except Exception as exc:  # a model torch.func cannot vectorize: use the reference loop
         if kernel.kind != "vmap":
             raise
         warn_once(model, f"cannot be vectorized with torch.func ({type(exc).__name__}: {exc})")
         KERNELS[model] = Kernel("reference", None)
-        return train_cohort_reference(model, params, dataset, cohort, hp, seed, round_)
-    return updates
+        return train_reference(model, dataset, work)
 
 
-def _train(
-    grad_fn: GradFn,
-    anchors: list[Tensor],
-    keys: list[tuple[str, int]],
-    dataset: FederatedDataset,
-    cohort: np.ndarray,
-    hp: ClientConfig,
-    seed: int,
-    round_: int,
-) -> list[ClientUpdate]:
+def _train(grad_fn: GradFn, names: list[str], dataset: FederatedDataset, work: Work) -> WorkResult:
     """Draw, bucket (sort by steps, cut into groups that fit the memory budget), train.
 
-    ``anchors`` are in the kernel's order; ``keys`` maps each delta key, in the order the
-    updates list them, to its position there."""
-    draws = draw_permutations(dataset, cohort, hp, seed, round_)
+    ``names`` are the parameters in the kernel's order; the result keys them in the order of
+    ``work.params``."""
+    anchors = [work.params[k].detach() for k in names]
+    draws = draw_permutations(dataset, work)
     order = np.argsort(-draws.steps, kind="stable")
     order = order[draws.steps[order] > 0]
     per_group = max(1, _PARAM_BUDGET // max(1, sum(a.numel() for a in anchors)))
-    first_row = dataset.offsets[cohort]
-    zeros = {k: torch.zeros_like(anchors[j]) for k, j in keys}
-    updates = [ClientUpdate(zeros, 0, 0.0, 0, True)] * len(cohort)
+    first_row = dataset.offsets[work.clients]
+    out = WorkResult.empty(work)
+    out.num_samples[:] = draws.n
     internal = grad_fn.to_internal(anchors)
+    batch = work.hp.batch_size
     for lo in range(0, len(order), per_group):
         group = order[lo : lo + per_group]
-        sched = build_schedule(draws, group, first_row[group], hp.batch_size, dataset.x.dtype)
-        run = _run_group(grad_fn, internal, dataset.x, dataset.y, sched, hp)
+        sched = build_schedule(draws, group, first_row[group], batch, dataset.x.dtype)
+        rates = _Rates.of(work, group, internal)
+        run = _run_group(grad_fn, internal, dataset.x, dataset.y, sched, batch, rates)
         final = grad_fn.from_internal(run.params)
-        deltas = [
-            torch.sub(p, a, out=p.new_empty(p.shape)) for p, a in zip(final, anchors, strict=True)
-        ]
-        done = _group_updates(run, deltas, sched, keys, draws.n[group])
-        for pos, update in zip(group.tolist(), done, strict=True):
-            updates[pos] = update
+        deltas = {
+            k: torch.sub(p, a, out=p.new_empty(p.shape))
+            for k, p, a in zip(names, final, anchors, strict=True)
+        }
+        part = _group_result(run, deltas, sched, work.clients[group], draws.n[group])
+        out.put(group, part)
         if run.steps_run < len(sched.active):
             break  # diverged: the engine ends the run, so skip the remaining groups
-    for i, update in enumerate(updates):
-        if not update.finite:
-            return updates[: i + 1]
-    return updates
+    return out
+
+
+#: The vectorized trainer: varies every per-step option per client, not ``batch_size``.
+FAST = Trainer("fast", train_fast, _IMPLEMENTED - {"batch_size"})
