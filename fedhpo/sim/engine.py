@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from fedhpo.config import RunConfig
+from fedhpo.sim.aggregate import Contributions, aggregate
 from fedhpo.sim.client import evaluate
 from fedhpo.sim.cohort import REFERENCE
 from fedhpo.sim.data import FederatedDataset
@@ -28,7 +29,7 @@ from fedhpo.sim.sampling import (
     sample_cohort,
     validation_clients,
 )
-from fedhpo.sim.server import aggregate, make_server_optimizer
+from fedhpo.sim.server import make_server_optimizer
 from fedhpo.sim.work import Trainer, Work, train_work
 
 #: ``on_round_end(round, metrics) -> stop?``: the only bridge from a run to the outside
@@ -89,13 +90,14 @@ def run_simulation(
             cohort = sample_cohort(seed, r, dataset.num_clients, cohort_size)
             work = Work(cohort, params, config.client, seed, np.full(len(cohort), r), r - 1)
             result = train_work(trainer, model, dataset, work)
-            updates = result.updates()
-            samples = sum(u.num_samples for u in updates)
-            train_loss = sum(u.train_loss * u.num_samples for u in updates) / max(samples, 1)
-            if not all(u.finite for u in updates) or not math.isfinite(train_loss):
+            samples = int(result.num_samples.sum())
+            pairs = zip(result.losses.tolist(), result.num_samples.tolist(), strict=True)
+            train_loss = sum(loss * n for loss, n in pairs) / max(samples, 1)
+            if not result.finite.all() or not math.isfinite(train_loss):
                 status, reason = "diverged", f"diverged: non-finite training loss in round {r}"
                 break
-            params, state = server.step(params, aggregate(updates), state)
+            contrib = Contributions(result.deltas, result.num_samples, np.zeros(len(work)))
+            params, state = server.step(params, aggregate(contrib), state)
             if not _finite(params):
                 status, reason = "diverged", f"diverged: non-finite model parameters in round {r}"
                 break
@@ -110,10 +112,10 @@ def run_simulation(
                 val_accuracy=val.accuracy,
                 test_loss=test.loss if test else None,
                 test_accuracy=test.accuracy if test else None,
-                clients=len(updates),
+                clients=len(result),
                 samples=samples,
-                bytes_up=model_bytes * len(updates),
-                bytes_down=model_bytes * len(updates),
+                bytes_up=model_bytes * len(result),
+                bytes_down=model_bytes * len(result),
                 wall_seconds=time.perf_counter() - start,
             )
             records.append(record)
