@@ -10,7 +10,7 @@ from torch import Tensor
 
 from fedhpo.sim.data import FederatedDataset
 from fedhpo.sim.sampling import STREAM_CLIENT, derive_seed
-from fedhpo.sim.work import Work
+from fedhpo.sim.work import Work, planned_steps
 
 
 @dataclass(frozen=True)
@@ -25,15 +25,6 @@ class _Draws:
     """SGD steps per client."""
     perms: list[Tensor]
     """Per client, its passes' ``randperm(n)`` concatenated (local row numbers)."""
-
-
-def planned_steps(n: np.ndarray, work: Work) -> np.ndarray:
-    """SGD steps of each client of ``work`` (one ``batch_size`` for all) with ``n`` rows."""
-    batches = -(-n // work.hp.batch_size)
-    epochs = np.array(work.values("local_epochs"), dtype=np.int64)
-    fixed = np.array([-1 if s is None else s for s in work.values("local_steps")], np.int64)
-    steps = np.where(fixed >= 0, np.where(n > 0, fixed, 0), epochs * batches)
-    return steps if work.budgets is None else np.minimum(steps, work.budgets)
 
 
 def draw_permutations(dataset: FederatedDataset, work: Work) -> _Draws:

@@ -1,4 +1,4 @@
-"""The typed outcome of one simulation: per-round records and final metrics."""
+"""The typed outcome of one simulation: per-server-update records and final metrics."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import torch
+
+from fedhpo.sim.events import Event
 
 Status = Literal["completed", "stopped", "diverged", "interrupted"]
 
@@ -19,12 +21,15 @@ METRICS = (
     "train_loss",
     "bytes_sent",
     "wall_seconds",
+    "sim_seconds",
 )
 
 
 @dataclass(frozen=True)
 class RoundRecord:
-    """What happened in one round (1-based). Test metrics are None between evaluations."""
+    """What happened in one server update (1-based: a synchronous round, or one FedBuff
+    buffer flush). Test metrics are None between evaluations; times are simulated seconds
+    (``sim_seconds`` since the start of the run) except ``wall_seconds``."""
 
     round: int
     train_loss: float
@@ -37,6 +42,16 @@ class RoundRecord:
     bytes_up: int
     bytes_down: int
     wall_seconds: float
+    sim_seconds: float = 0.0
+    """Simulated time of this update since the start of the run."""
+    update_seconds: float = 0.0
+    """Simulated time since the previous update."""
+    dropped: int = 0
+    """Clients that dropped out (never reported) since the previous update."""
+    cut: int = 0
+    """Clients cut since the previous update: late at a deadline or a full round, or too stale."""
+    staleness: float = 0.0
+    """Mean staleness (server updates) of the client updates aggregated."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +70,8 @@ class SimulationResult:
     data_seed: int
     wall_seconds: float
     params: dict[str, torch.Tensor] = field(repr=False, compare=False)
+    events: tuple[Event, ...] = field(default=(), repr=False, compare=False)
+    """The timestamped event log, when the run was asked to record it."""
 
     @property
     def last(self) -> RoundRecord | None:
@@ -64,6 +81,19 @@ class SimulationResult:
     def bytes_sent(self) -> int:
         """Bytes sent up and down over the whole run (float32 parameters)."""
         return sum(r.bytes_up + r.bytes_down for r in self.rounds)
+
+    @property
+    def sim_seconds(self) -> float:
+        """Simulated seconds up to the last server update."""
+        return self.rounds[-1].sim_seconds if self.rounds else 0.0
+
+    @property
+    def clients_dropped(self) -> int:
+        return sum(r.dropped for r in self.rounds)
+
+    @property
+    def clients_cut(self) -> int:
+        return sum(r.cut for r in self.rounds)
 
     @property
     def samples_processed(self) -> int:
@@ -77,6 +107,7 @@ class SimulationResult:
             "test_loss": self.test_loss,
             "bytes_sent": float(self.bytes_sent),
             "wall_seconds": self.wall_seconds,
+            "sim_seconds": self.sim_seconds,
             "val_accuracy": last.val_accuracy if last else math.nan,
             "val_loss": last.val_loss if last else math.nan,
             "train_loss": last.train_loss if last else math.nan,
@@ -101,6 +132,8 @@ class SimulationResult:
             "reason": self.reason,
             "final": {m: _json_float(self.metric(m)) for m in METRICS},
             "samples_processed": self.samples_processed,
+            "clients_dropped": self.clients_dropped,
+            "clients_cut": self.clients_cut,
             "num_clients": self.num_clients,
             "seed": self.seed,
             "data_seed": self.data_seed,

@@ -24,7 +24,7 @@ from fedhpo.config import ClientConfig
 from fedhpo.sim.client import ClientUpdate, Params
 from fedhpo.sim.data import FederatedDataset
 
-__all__ = ["CLIENT_FIELDS", "Trainer", "Work", "WorkResult", "train_work"]
+__all__ = ["CLIENT_FIELDS", "Trainer", "Work", "WorkResult", "planned_steps", "train_work"]
 
 #: The local-training options a trainer must honour, per client or for the whole call.
 CLIENT_FIELDS = tuple(f.name for f in dataclasses.fields(ClientConfig))
@@ -100,6 +100,15 @@ class Work:
             hp=dataclasses.replace(self.hp, **uniform),
             overrides={k: v for k, v in overrides.items() if k not in uniform},
         )
+
+
+def planned_steps(n: np.ndarray, work: Work) -> np.ndarray:
+    """SGD steps each client of ``work`` takes with ``n`` training rows (budgets applied)."""
+    batches = -(-n // np.array(work.values("batch_size"), dtype=np.int64))
+    epochs = np.array(work.values("local_epochs"), dtype=np.int64)
+    fixed = np.array([-1 if s is None else s for s in work.values("local_steps")], np.int64)
+    steps = np.where(fixed >= 0, np.where(n > 0, fixed, 0), epochs * batches)
+    return steps if work.budgets is None else np.minimum(steps, work.budgets)
 
 
 @dataclass(frozen=True, eq=False)
