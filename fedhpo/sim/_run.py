@@ -25,7 +25,7 @@ from fedhpo.sim.evaluation import Evaluator
 from fedhpo.sim.events import Dispatch, Event, EventKind, EventQueue, Schedule
 from fedhpo.sim.result import RoundRecord, Status
 from fedhpo.sim.sampling import sample_idle
-from fedhpo.sim.work import Trainer, Work, WorkResult, planned_steps, train_work
+from fedhpo.sim.work import Trainer, Work, WorkResult, steps_for, train_work
 
 Params = dict[str, Tensor]
 Callback = Callable[[int, Mapping[str, float]], "bool | None"]
@@ -85,8 +85,8 @@ class Run:
         j, n_clients, hp = self.batches, self.dataset.num_clients, self.config.client
         busy = {d.client for d in self.in_flight.values()}
         clients = sample_idle(self.config.seed, j, n_clients, count, busy)
-        work = Work(clients, self.params, hp, self.config.seed, np.full(len(clients), j))
-        steps = planned_steps(self.dataset.n_train[clients], work)
+        n = self.dataset.n_train[clients]
+        steps = steps_for(n, hp.batch_size, hp.local_epochs, hp.local_steps)
         profile = self.clock.profile(clients, np.full(len(clients), hp.batch_size), j)
         if limit is not None:
             fit = profile.steps_within(limit)
@@ -94,16 +94,20 @@ class Run:
         arrival = profile.arrival(self.t, steps)
         dropped = self.clock.drops(clients, self.t, arrival, j)
         out = []
-        rows = zip(clients.tolist(), arrival.tolist(), steps.tolist(), dropped, strict=True)
-        for c, at, s, drop in rows:
-            d = Dispatch(self.seq, c, self.version, j, tag, self.t, at, s, bool(drop))
-            self.seq += 1
-            self.in_flight[d.seq] = d
-            self.queue.push(at, "dropped" if drop else "arrived", d)
-            if not drop:
-                self.pending.append(d)
-            self.note("sent", d)
+        rows = zip(
+            clients.tolist(), arrival.tolist(), steps.tolist(), dropped.tolist(), strict=True
+        )
+        push, flight, version, t = self.queue.push, self.in_flight, self.version, self.t
+        for seq, (c, at, s, drop) in enumerate(rows, start=self.seq):
+            d = Dispatch(seq, c, version, j, tag, t, at, s, drop)
+            flight[seq] = d
+            push(at, "dropped" if drop else "arrived", d)
             out.append(d)
+        self.seq += len(out)
+        self.pending += [d for d in out if not d.dropped]
+        if self.log is not None:
+            for d in out:
+                self.note("sent", d)
         self.down += self.model_bytes * len(out)
         return out
 

@@ -142,7 +142,9 @@ class SystemsClock:
     def drops(
         self, clients: np.ndarray, sent: float, until: np.ndarray, dispatch: int
     ) -> np.ndarray:
-        out = rng(self.seed, STREAM_DROPOUT, dispatch).random(len(clients)) < self.cfg.dropout
+        out = np.zeros(len(clients), dtype=bool)
+        if self.cfg.dropout:
+            out = rng(self.seed, STREAM_DROPOUT, dispatch).random(len(clients)) < self.cfg.dropout
         period = self.cfg.window_period
         if self.phase is not None and period is not None:
             into = np.mod(sent / period + self.phase[clients], 1.0) * period

@@ -50,19 +50,32 @@ def sample_idle(
 ) -> np.ndarray:
     """``count`` clients not in ``busy`` for dispatch ``dispatch``, uniformly, sorted ids.
 
-    Draws ``count + len(busy)`` clients as :func:`sample_cohort` does and keeps the first
-    ``count`` idle ones in draw order, so with nobody busy it is exactly
-    ``sample_cohort(seed, dispatch, ...)``: asynchronous dispatches replay synchronous
-    cohorts in the lock-step case. Costs time for ``count + len(busy)`` clients only.
+    With nobody busy it is exactly ``sample_cohort(seed, dispatch, ...)``, so asynchronous
+    dispatches replay synchronous cohorts in the lock-step case. Otherwise clients are drawn
+    from the same stream with replacement and busy or repeated ones are skipped (sequential
+    sampling without replacement: uniform over the idle subsets); when most clients are busy
+    the idle ones are drawn from a permutation instead. Costs time for about ``count`` draws.
     """
     count = min(count, num_clients - len(busy))
     if count <= 0:
         return np.zeros(0, dtype=np.int64)
-    size = min(num_clients, count + len(busy))
-    drawn = rng(seed, STREAM_COHORT, dispatch).choice(num_clients, size=size, replace=False)
-    if busy:
-        drawn = drawn[~np.isin(drawn, np.fromiter(busy, dtype=np.int64, count=len(busy)))]
-    return np.sort(drawn[:count])
+    gen = rng(seed, STREAM_COHORT, dispatch)
+    if not busy:
+        return np.sort(gen.choice(num_clients, size=count, replace=False))
+    if 2 * len(busy) > num_clients:
+        order = gen.permutation(num_clients)
+        idle = order[~np.isin(order, np.fromiter(busy, dtype=np.int64, count=len(busy)))]
+        return np.sort(idle[:count])
+    chosen: list[int] = []
+    seen = set(busy)
+    while len(chosen) < count:
+        for c in gen.integers(0, num_clients, size=2 * (count - len(chosen)) + 4).tolist():
+            if c not in seen:
+                seen.add(c)
+                chosen.append(c)
+                if len(chosen) == count:
+                    break
+    return np.sort(np.array(chosen, dtype=np.int64))
 
 
 def validation_clients(seed: int, num_clients: int, count: int | None) -> np.ndarray:

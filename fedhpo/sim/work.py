@@ -24,7 +24,15 @@ from fedhpo.config import ClientConfig
 from fedhpo.sim.client import ClientUpdate, Params
 from fedhpo.sim.data import FederatedDataset
 
-__all__ = ["CLIENT_FIELDS", "Trainer", "Work", "WorkResult", "planned_steps", "train_work"]
+__all__ = [
+    "CLIENT_FIELDS",
+    "Trainer",
+    "Work",
+    "WorkResult",
+    "planned_steps",
+    "steps_for",
+    "train_work",
+]
 
 #: The local-training options a trainer must honour, per client or for the whole call.
 CLIENT_FIELDS = tuple(f.name for f in dataclasses.fields(ClientConfig))
@@ -104,11 +112,21 @@ class Work:
 
 def planned_steps(n: np.ndarray, work: Work) -> np.ndarray:
     """SGD steps each client of ``work`` takes with ``n`` training rows (budgets applied)."""
-    batches = -(-n // np.array(work.values("batch_size"), dtype=np.int64))
-    epochs = np.array(work.values("local_epochs"), dtype=np.int64)
-    fixed = np.array([-1 if s is None else s for s in work.values("local_steps")], np.int64)
-    steps = np.where(fixed >= 0, np.where(n > 0, fixed, 0), epochs * batches)
+    steps = steps_for(
+        n,
+        np.array(work.values("batch_size"), dtype=np.int64),
+        np.array(work.values("local_epochs"), dtype=np.int64),
+        np.array([-1 if s is None else s for s in work.values("local_steps")], np.int64),
+    )
     return steps if work.budgets is None else np.minimum(steps, work.budgets)
+
+
+def steps_for(n: np.ndarray, batch_size: Any, local_epochs: Any, local_steps: Any) -> np.ndarray:
+    """SGD steps for clients with ``n`` rows: ``local_steps`` (-1 or None: unset) if set and
+    the client has rows, else ``local_epochs`` passes of ``ceil(n / batch_size)`` batches."""
+    fixed = -1 if local_steps is None else local_steps
+    epochs = local_epochs * (-(-n // batch_size))
+    return np.where(np.asarray(fixed) >= 0, np.where(n > 0, fixed, 0), epochs).astype(np.int64)
 
 
 @dataclass(frozen=True, eq=False)
