@@ -324,11 +324,23 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     def with_values(self, values: Mapping[str, Any]) -> RunConfig:
-        """A new validated config with dotted paths set, e.g. ``{"client.lr": 0.1}``."""
+        """A new validated config with dotted paths set, e.g. ``{"client.lr": 0.1}``.
+
+        The one rule for putting values (a trial's parameters, a fidelity, a seed) on a base
+        config, used by trials, promotion and export alike: setting one of the exclusive
+        cohort settings ``federation.clients_per_round`` / ``federation.client_fraction``
+        clears the other unless ``values`` sets both."""
         data = self.to_dict()
+        values = dict(values)
+        for mine, other in (_COHORT, _COHORT[::-1]):
+            if values.get(mine) is not None and other not in values:
+                values[other] = None
         for path, value in values.items():
             set_path(data, path, value)
         return config_from_dict(data)
+
+
+_COHORT = ("federation.clients_per_round", "federation.client_fraction")
 
 
 # --------------------------------------------------------------------------- schema walking

@@ -19,7 +19,7 @@ def make_space(tmp_path: Path):
 
     def make(
         params: str,
-        tuner: str = "{sampler: random, pruner: none, trials: 4, seed: 0}",
+        tuner: str = "{sampler: random, pruner: none, trials: 4, seed: 0, promote: 0}",
         objective: str = "{metric: val_accuracy, direction: maximize}",
         fidelity: str = "{rounds: 6}",
         name: str = "space",

@@ -21,6 +21,7 @@ from fedhpo.bench import (
 )
 from fedhpo.bench._tune import DEMO_SPACE
 from fedhpo.config import load_config
+from fedhpo.errors import FedhpoError
 
 FEDPROX_CONFIG = "configs/fedprox_synthetic_1_1.yaml"
 _MB = 1e6
@@ -34,10 +35,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "w: workload W of GUIDE.md with the fast and the reference cohort trainer in one "
             "process. async: W with lognormal(sigma 1) client speeds and 10%% dropout, "
             "synchronous rounds vs FedBuff (simulated time to the baseline's accuracy). "
-            "fedprox: mu=0 vs mu=1 on Synthetic(1,1) and IID (FedProx paper check)."
+            "fedprox: mu=0 vs mu=1 on Synthetic(1,1) and IID (FedProx paper check). "
+            "quality: regret of each search strategy's recommended config against a cached "
+            "full-fidelity grid, at equal compute."
         ),
     )
-    p.add_argument("--workload", choices=("w", "async", "fedprox"), default="w", help="default: w")
+    p.add_argument(
+        "--workload", choices=("w", "async", "fedprox", "quality"), default="w", help="default: w"
+    )
+    p.add_argument("--problems", nargs="+", metavar="P", help="quality: problems (default: all)")
+    p.add_argument(
+        "--tuner-seeds", type=int, default=5, metavar="N", help="quality: tuner seeds 0..N-1"
+    )
+    p.add_argument(
+        "--strategies", nargs="+", metavar="S", help="quality: strategies (default: all)"
+    )
+    p.add_argument(
+        "--cache", default="runs/bench/quality", metavar="DIR", help="quality: ground truth"
+    )
+    p.add_argument("--out", metavar="DIR", help="quality: also write an HTML report there")
     p.add_argument("--rounds", type=int, metavar="N", help="rounds (default: 30 / the config's)")
     p.add_argument("--repeat", type=int, default=1, metavar="R", help="runs per trainer (w)")
     p.add_argument(
@@ -67,6 +83,8 @@ def main(args: argparse.Namespace) -> int:
         return _tune(args, log)
     if args.workload == "fedprox":
         return _fedprox(args, log)
+    if args.workload == "quality":
+        return _quality(args, log)
     trainers = ("fast",) if args.skip_reference else ("fast", "reference")
     if args.workload == "async":
         return _async(args, trainers, log)
@@ -136,6 +154,55 @@ def _tune(args: argparse.Namespace, log: Any) -> int:
     print(plain_table(columns, rows))
     if len(figures) == 2:
         print(f"2 jobs / 1 job: {figures[1].trials_per_minute / figures[0].trials_per_minute:.2f}x")
+    return 0
+
+
+def _quality(args: argparse.Namespace, log: Any) -> int:
+    from fedhpo.bench.quality import PROBLEMS, STRATEGIES, run_quality
+    from fedhpo.report import write_quality
+
+    for kind, given, known in (
+        ("problem", args.problems, PROBLEMS),
+        ("strategy", args.strategies, STRATEGIES),
+    ):
+        unknown = [g for g in given or [] if g not in known]
+        if unknown:
+            raise FedhpoError(
+                f"unknown {kind} {unknown[0]!r}; choose from {', '.join(known)}",
+                key=f"--{kind}",
+            )
+    report = run_quality(
+        args.problems or list(PROBLEMS),
+        range(args.tuner_seeds),
+        args.strategies or list(STRATEGIES),
+        args.cache,
+        args.jobs,
+        log or (lambda _: None),
+    )
+    data = report.to_json()
+    if args.out:
+        index = write_quality(data, args.out)
+        (log or print)(f"report: {index}")
+    if args.json:
+        print(json.dumps(data))
+        return 0
+    for p in report.problems:
+        print(
+            f"{p.problem}: {p.points} grid points x truth seeds {p.truth_seeds} "
+            f"(grid {p.grid_full_runs:.0f} full runs, computed in {p.grid_seconds:.0f} s); "
+            f"best {p.best:.4f} at {p.best_point}; budget B = {p.budget:g}"
+        )
+    columns = ["problem", "strategy", "seeds", "mean regret pp", "worst pp", "full runs",
+               "grid share", "wins", "ties"]  # fmt: skip
+    rows = [
+        [r.problem, r.strategy, r.seeds, 100 * r.mean_regret, 100 * r.worst_regret]
+        + [r.mean_full_runs, r.grid_share, r.wins, r.ties]
+        for p in report.problems
+        for r in p.rows
+    ]
+    print(plain_table(columns, rows))
+    print("wins / ties: tuner seeds on which the strategy's regret is below / equal to "
+          "random_full's (same seed, same budget)")  # fmt: skip
     return 0
 
 

@@ -13,8 +13,8 @@ from fedhpo.cli._format import print_frame
 from fedhpo.cli._study_args import add_storage_arg
 from fedhpo.config import parse_override
 from fedhpo.space import load_space
-from fedhpo.store import leaderboard, other_trials
-from fedhpo.tune import TuneOptions, promote, tune
+from fedhpo.store import leaderboard, other_trials, records
+from fedhpo.tune import tune
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -22,11 +22,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--space", required=True, metavar="FILE", help="search-space YAML")
     p.add_argument("--study", metavar="NAME", help="study name (default: the space file's stem)")
     p.add_argument("--trials", type=int, metavar="N", help="new trials to run (default: space)")
+    p.add_argument(
+        "--budget",
+        type=float,
+        metavar="B",
+        help="compute to spend, in full-run equivalents (default: the space's, else 10)",
+    )
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="trial processes (default 1)")
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="stop starting new trials")
     p.add_argument("--base", metavar="CONFIG", help="base run config (overrides the space's)")
-    p.add_argument("--promote", type=int, default=0, metavar="K", help="re-run the top K fully")
-    p.add_argument("--seeds", type=int, default=3, metavar="S", help="seeds per promoted config")
+    p.add_argument(
+        "--promote", type=int, metavar="K", help="re-run the top K fully (default: space's, 3)"
+    )
+    p.add_argument(
+        "--seeds", type=int, metavar="S", help="seeds per promoted config (default: space's, 2)"
+    )
     add_storage_arg(p)
     add_config_args(p)
     p.set_defaults(func=main)
@@ -38,31 +48,32 @@ def main(args: argparse.Namespace) -> int:
     if args.overrides:
         values = dict(parse_override(o) for o in args.overrides)
         space = dataclasses.replace(space, base=space.base.with_values(values))
-    trials = int(space.tuner.trials or 30) if args.trials is None else args.trials
+    trials, budget = args.trials, args.budget
+    if trials is None and budget is None:
+        trials, budget = space.tuner.trials, space.tuner.budget
     study_name = args.study or Path(space.source).stem
+    plan = [f"{trials} trials" if trials else "", f"budget {budget:g} full runs" if budget else ""]
     console.print(
-        f"study [bold]{study_name}[/bold] in {args.storage}: {trials} trials, "
+        f"study [bold]{study_name}[/bold] in {args.storage}: {', '.join(p for p in plan if p)}, "
         f"{args.jobs} job(s), sampler {space.tuner.sampler}, pruner {space.tuner.pruner}"
     )
-    with _TrialBar(trials) as bar:
+    with _TrialBar(trials or 0) as bar:
         study = tune(
             space,
             storage=args.storage,
             study=study_name,
             trials=trials,
+            budget=budget,
             jobs=args.jobs,
             timeout=args.timeout,
+            promote_top=args.promote,
+            seeds=args.seeds,
             progress=bar,
+            log=bar.log,
         )
-    if args.promote > 0:
-        console.print(
-            f"promoting the top {args.promote} and the base config: full fidelity, "
-            f"{args.seeds} seed(s) each"
-        )
-        opts = TuneOptions(
-            args.storage, study_name, 0, args.jobs, promote=args.promote, seeds=args.seeds
-        )
-        promote(space, opts, log=console.print)
+    compute = study.user_attrs.get(records.COMPUTE) or {}
+    if compute:
+        console.print(f"compute: {compute['full_runs']:g} full-run equivalents")
     board = leaderboard(study, top=5)
     others = other_trials(study)
     counts = others["state"].value_counts().to_dict() if not others.empty else {}
@@ -95,7 +106,7 @@ class _TrialBar:
             TimeElapsedColumn(),
             console=console,
         )
-        self.task = self.progress.add_task("trials", total=total, best="")
+        self.task = self.progress.add_task("trials", total=total or None, best="")
 
     def __enter__(self) -> _TrialBar:
         self.progress.start()
@@ -103,6 +114,10 @@ class _TrialBar:
 
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
+
+    def log(self, text: str) -> None:
+        """A line above the bar."""
+        self.progress.console.print(text)
 
     def __call__(self, done: int, total: int, best: float | None) -> None:
         text = "" if best is None else f"best {best:.4f}"

@@ -32,6 +32,13 @@ from fedhpo.report._param_data import (
     importance_data,
     params_data,
 )
+from fedhpo.report._quality import (
+    RegretCurve,
+    quality_html,
+    regret_curves,
+    regret_figure,
+    write_quality,
+)
 from fedhpo.report._report import (
     comparison_html,
     default_comparison_dir,
@@ -43,6 +50,11 @@ from fedhpo.report._report import (
 )
 
 __all__ = [
+    "RegretCurve",
+    "quality_html",
+    "regret_curves",
+    "regret_figure",
+    "write_quality",
     "ClientsData",
     "ComparisonData",
     "ComparisonSeries",

@@ -10,8 +10,8 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from fedhpo.store import _records as rec
 from fedhpo.store import leaderboard, other_trials
+from fedhpo.store import records as rec
 
 LEADERBOARD_TOP = 20
 

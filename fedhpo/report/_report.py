@@ -33,7 +33,7 @@ from fedhpo.report._html import (
     table,
 )
 from fedhpo.report._param_data import contour_data, importance_data, params_data
-from fedhpo.store import _records as rec
+from fedhpo.store import records as rec
 
 REPORTS_DIR = Path("reports")
 MAX_FOLDER_NAME = 80
@@ -130,7 +130,7 @@ def _fidelity_section(study: optuna.Study) -> Section:
         if not rec.promotions(study)
         else "No promoted config has both a low- and a full-fidelity score."
     )
-    return figure_section(
+    section = figure_section(
         "fidelity",
         "Fidelity check",
         figs.fidelity_figure(data) if data.trials else None,
@@ -139,6 +139,14 @@ def _fidelity_section(study: optuna.Study) -> Section:
         "as full runs would.",
         missing,
     )
+    check = rec.fidelity_check(study)
+    if check:
+        rho = [None if r is None else round(r, 3) for r in check.get("rho", [])]
+        rows = [[r, p] for r, p in zip(check.get("rungs", []), rho, strict=False)]
+        body = note(str(check.get("message", "")), warn="UNLIKE" in str(check.get("message")))
+        body += table(TableData(["rounds", "Spearman vs full fidelity"], rows))
+        section = Section(section.id, section.title, body + section.body)
+    return section
 
 
 def _clients_section(study: optuna.Study) -> Section:
@@ -235,7 +243,8 @@ def _studies_table(studies: Sequence[optuna.Study], data: ComparisonData) -> str
     return body
 
 
-def _write(out_dir: str | Path, text: str) -> Path:
+def write_page(out_dir: str | Path, text: str) -> Path:
+    """Write ``index.html`` with ``text`` and a local ``plotly.min.js`` to ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     js = plotly.offline.get_plotlyjs().encode("utf-8")
@@ -252,7 +261,7 @@ def _write(out_dir: str | Path, text: str) -> Path:
 def write_report(study: optuna.Study, out_dir: str | Path | None = None) -> Path:
     """Write ``index.html`` and ``plotly.min.js`` to ``out_dir`` (default
     ``reports/<safe study name>``); returns the index path. Opens offline."""
-    return _write(out_dir or default_out_dir(study.study_name), report_html(study))
+    return write_page(out_dir or default_out_dir(study.study_name), report_html(study))
 
 
 def write_comparison(studies: Sequence[optuna.Study], out_dir: str | Path | None = None) -> Path:
@@ -260,4 +269,4 @@ def write_comparison(studies: Sequence[optuna.Study], out_dir: str | Path | None
     if not studies:
         raise ValueError("write_comparison needs at least one study")
     names = [s.study_name for s in studies]
-    return _write(out_dir or default_comparison_dir(names), comparison_html(studies))
+    return write_page(out_dir or default_comparison_dir(names), comparison_html(studies))

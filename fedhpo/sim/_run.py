@@ -68,7 +68,7 @@ class Run:
         self.in_flight: dict[int, Dispatch] = {}
         self.pending: list[Dispatch] = []  # dispatched at the current version, not trained
         self.batches = self.seq = 0
-        self.dropped = self.cut_count = self.up = self.down = 0
+        self.dropped = self.cut_count = self.up = self.down = self.steps = 0
         self.records: list[RoundRecord] = []
         self.status: Status = "completed"
         self.reason = f"ran all {config.federation.rounds} rounds"
@@ -154,6 +154,7 @@ class Run:
             np.array([d.steps for d in todo]),
         )
         result = train_work(self.trainer, self.model, self.dataset, work)
+        self.steps += int(result.steps.sum())
         if not result.finite.all():
             self._stop("diverged", f"diverged: non-finite training loss in round {r}")
         for i, d in enumerate(todo):
@@ -208,9 +209,11 @@ class Run:
             dropped=self.dropped,
             cut=self.cut_count,
             staleness=float(np.mean(staleness)) if len(staleness) else 0.0,
+            steps=self.steps,
         )
         self.records.append(record)
         self.last_update, self.dropped, self.cut_count, self.up, self.down = self.t, 0, 0, 0, 0
+        self.steps = 0
         if val.count and not math.isfinite(val.loss):
             self._stop("diverged", f"diverged: non-finite validation loss in round {r}")
         metrics = {k: v for k, v in record.__dict__.items() if v is not None}

@@ -17,17 +17,18 @@ __all__ = ["REFERENCE", "train_reference"]
 def train_reference(model: nn.Module, dataset: FederatedDataset, work: Work) -> WorkResult:
     """:func:`~fedhpo.sim.client.local_update` client after client, in work order.
 
-    Stops at the first client that diverges (the rows after it stay empty); every option
-    of :class:`~fedhpo.config.ClientConfig` may differ per client.
+    Stops at the first client that diverges (the rows after it stay empty) unless the work
+    is ``stacked`` (each row its own run); every option of
+    :class:`~fedhpo.config.ClientConfig` may differ per client.
     """
     updates: list[ClientUpdate] = []
     for i, c in enumerate(work.clients.tolist()):
         x, y = dataset.client_train(c)
         gen = torch_generator(work.seed, STREAM_CLIENT, int(work.streams[i]), c)
         budget = None if work.budgets is None else int(work.budgets[i])
-        update = local_update(model, work.params, x, y, work.hp_of(i), gen, budget)
+        update = local_update(model, work.start_of(i), x, y, work.hp_of(i), gen, budget)
         updates.append(update)
-        if not update.finite:
+        if not update.finite and not work.stacked:
             break
     if len(updates) == len(work):
         return _stacked(work, updates)

@@ -16,17 +16,21 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
+import torch
+from torch import Tensor, nn
 
 from fedhpo.config import RunConfig
 from fedhpo.sim._run import Run, StopRun
+from fedhpo.sim.client import evaluate
 from fedhpo.sim.clock import Clock, SystemsClock
 from fedhpo.sim.cohort import REFERENCE
 from fedhpo.sim.data import FederatedDataset
 from fedhpo.sim.datasets import build_dataset
-from fedhpo.sim.evaluation import Evaluator
+from fedhpo.sim.evaluation import Evaluator, client_accuracies
+from fedhpo.sim.events import Event
 from fedhpo.sim.fast import FAST
 from fedhpo.sim.models import build_model
-from fedhpo.sim.result import SimulationResult
+from fedhpo.sim.result import RoundRecord, SimulationResult, Status
 from fedhpo.sim.sampling import STREAM_INIT, derive_seed
 from fedhpo.sim.schedules import Barrier, FedBuff
 from fedhpo.sim.server import make_server_optimizer
@@ -40,7 +44,15 @@ RoundCallback = Callable[[int, Mapping[str, float]], "bool | None"]
 #: which itself falls back to the reference loop for models it cannot vectorize.
 default_trainer: Trainer = FAST
 
-__all__ = ["FAST", "REFERENCE", "RoundCallback", "Trainer", "default_trainer", "run_simulation"]
+__all__ = [
+    "FAST",
+    "REFERENCE",
+    "RoundCallback",
+    "Trainer",
+    "default_trainer",
+    "finish_run",
+    "run_simulation",
+]
 
 
 def run_simulation(
@@ -102,24 +114,50 @@ def run_simulation(
 
 
 def _finish(run: Run) -> SimulationResult:
-    """Final test metrics and per-client accuracies of the last good parameters."""
-    params = run.params
-    finite = all(bool(np.isfinite(p.numpy()).all()) for p in params.values())
-    test = run.evaluator.test(params) if finite else None
+    return finish_run(
+        run.config,
+        run.dataset,
+        run.model,
+        run.params,
+        run.records,
+        run.evaluator.val_ids,
+        run.status,
+        run.reason,
+        run.start,
+        tuple(run.log or ()),
+    )
+
+
+def finish_run(
+    config: RunConfig,
+    dataset: FederatedDataset,
+    model: nn.Module,
+    params: dict[str, Tensor],
+    records: Sequence[RoundRecord],
+    val_ids: np.ndarray,
+    status: Status,
+    reason: str,
+    start: float,
+    events: tuple[Event, ...] = (),
+) -> SimulationResult:
+    """The result of a run: final test metrics and per-client accuracies of the last good
+    parameters (none if they are not finite; no per-client ones after Ctrl-C)."""
+    finite = all(bool(torch.isfinite(p).all()) for p in params.values())
+    test = evaluate(model, params, dataset.test_x, dataset.test_y) if finite else None
     client_acc: tuple[float, ...] = ()
-    if finite and run.status != "interrupted":
-        client_acc = run.evaluator.client_accuracies(params)
+    if finite and status != "interrupted":
+        client_acc = client_accuracies(model, dataset, val_ids, params)
     return SimulationResult(
-        status=run.status,
-        reason=run.reason,
-        rounds=tuple(run.records),
+        status=status,
+        reason=reason,
+        rounds=tuple(records),
         test_loss=test.loss if test else math.nan,
         test_accuracy=test.accuracy if test else math.nan,
         client_accuracies=client_acc,
-        num_clients=run.dataset.num_clients,
-        seed=run.config.seed,
-        data_seed=run.config.data.seed,
-        wall_seconds=time.perf_counter() - run.start,
+        num_clients=dataset.num_clients,
+        seed=config.seed,
+        data_seed=config.data.seed,
+        wall_seconds=time.perf_counter() - start,
         params=params,
-        events=tuple(run.log or ()),
+        events=events,
     )

@@ -20,7 +20,7 @@ from fedhpo.sim.client import EvalResult, evaluate
 from fedhpo.sim.data import FederatedDataset
 from fedhpo.sim.sampling import validation_clients
 
-__all__ = ["LARGE_FEDERATION", "Evaluator", "validation_sample"]
+__all__ = ["LARGE_FEDERATION", "Evaluator", "client_accuracies", "validation_sample"]
 
 LARGE_FEDERATION = 1000
 """Most clients validating by default; larger federations validate on a fixed sample."""
@@ -55,9 +55,16 @@ class Evaluator:
 
     def client_accuracies(self, params: Mapping[str, Tensor]) -> tuple[float, ...]:
         """Validation accuracy of each validation client that has validation rows."""
-        accs = []
-        for c in self.val_ids.tolist():
-            x, y = self.dataset.client_val(c)
-            if len(y):
-                accs.append(evaluate(self.model, params, x, y).accuracy)
-        return tuple(accs)
+        return client_accuracies(self.model, self.dataset, self.val_ids, params)
+
+
+def client_accuracies(
+    model: nn.Module, dataset: FederatedDataset, clients: np.ndarray, params: Mapping[str, Tensor]
+) -> tuple[float, ...]:
+    """Validation accuracy of each of ``clients`` that has validation rows."""
+    accs = []
+    for c in clients.tolist():
+        x, y = dataset.client_val(c)
+        if len(y):
+            accs.append(evaluate(model, params, x, y).accuracy)
+    return tuple(accs)

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from fedhpo.config import ClientConfig
 from fedhpo.sim._fast_kernels import (
     KERNELS,
     GradFn,
@@ -50,11 +51,13 @@ from fedhpo.sim._fast_kernels import (
     warn_once,
 )
 from fedhpo.sim._fast_schedule import Schedule, build_schedule, draw_permutations
+from fedhpo.sim._fast_sgd import RATES, Rates, sgd
+from fedhpo.sim.client import ClientUpdate, Params
 from fedhpo.sim.cohort import train_reference
 from fedhpo.sim.data import FederatedDataset
 from fedhpo.sim.work import CLIENT_FIELDS, Trainer, Work, WorkResult
 
-__all__ = ["FAST", "fast_path", "train_fast"]
+__all__ = ["FAST", "PER_CLIENT_HP", "fast_path", "train_cohort_stacked", "train_fast"]
 
 _PARAM_BUDGET = 1 << 25
 """Most parameter floats held per copy (params, grads, momentum): caps clients per group."""
@@ -63,80 +66,9 @@ _GATHER_BUDGET = 1 << 22
 _CHECK_EVERY = 8
 """Steps between checks for a non-finite loss (each check is a synchronising reduction)."""
 
-_RATES = ("lr", "momentum", "weight_decay", "mu")
-_IMPLEMENTED = frozenset({*_RATES, "local_epochs", "local_steps", "batch_size"})
+_IMPLEMENTED = frozenset({*RATES, "local_epochs", "local_steps", "batch_size"})
 """The ClientConfig fields this trainer implements; for any other it uses the reference."""
 _MISSING = sorted(set(CLIENT_FIELDS) - _IMPLEMENTED)
-
-Rate = float | list[Tensor]
-"""A hyperparameter of a group: one float, or per parameter a ``(a, 1, ...)`` column."""
-
-
-@dataclass
-class _Rates:
-    """The group's SGD hyperparameters, floats when uniform (the exact lock-step route)."""
-
-    step: Rate
-    """Minus the learning rate."""
-    momentum: Rate
-    weight_decay: Rate
-    mu: Rate
-
-    @staticmethod
-    def of(work: Work, group: np.ndarray, like: list[Tensor]) -> _Rates:
-        """Rates of the clients ``group`` (work positions), as columns that broadcast over
-        stacked copies of the parameters ``like``."""
-        varying = work.varying()
-        rates: dict[str, Rate] = {}
-        for name in _RATES:
-            sign = -1.0 if name == "lr" else 1.0
-            if name not in varying:
-                rates[name] = sign * float(getattr(work.hp_of(0), name))
-                continue
-            values = sign * np.array(work.values(name), dtype=np.float64)[group]
-            col = torch.tensor(values).to(like[0].dtype)
-            rates[name] = [col.view(-1, *[1] * p.dim()) for p in like]
-        return _Rates(rates["lr"], rates["momentum"], rates["weight_decay"], rates["mu"])
-
-    def head(self, a: int) -> _Rates:
-        """The rates of the first ``a`` clients (the ones still training)."""
-        return _Rates(*[r if isinstance(r, float) else [c[:a] for c in r] for r in self.rates])
-
-    @property
-    def rates(self) -> tuple[Rate, ...]:
-        return (self.step, self.momentum, self.weight_decay, self.mu)
-
-    def any(self, name: str) -> bool:
-        rate = getattr(self, name)
-        return bool(rate) if isinstance(rate, float) else True
-
-
-def _axpy(y: Tensor, x: Tensor, rate: Rate, k: int) -> None:
-    """``y += rate * x`` in place for parameter ``k`` (``rate`` a float or per-client columns)."""
-    if isinstance(rate, float):
-        y.add_(x, alpha=rate)
-    else:
-        y.addcmul_(x, rate[k])
-
-
-def _sgd(
-    ps: list[Tensor],
-    grads: list[Tensor],
-    anchors: list[Tensor],
-    bufs: list[Tensor] | None,
-    hp: _Rates,
-    first: bool,
-) -> None:
-    """``torch.optim.SGD``'s step in place on stacked params (proximal gradient added first)."""
-    for k, (w, g) in enumerate(zip(ps, grads, strict=True)):
-        if hp.any("mu"):
-            _axpy(g, w - anchors[k], hp.mu, k)
-        if hp.any("weight_decay"):
-            _axpy(g, w, hp.weight_decay, k)
-        if bufs is not None:
-            m = hp.momentum if isinstance(hp.momentum, float) else hp.momentum[k]
-            g = bufs[k].copy_(g) if first else bufs[k].mul_(m).add_(g)
-        _axpy(w, g, hp.step, k)
 
 
 @dataclass
@@ -153,17 +85,24 @@ def _run_group(
     y: Tensor,
     sched: Schedule,
     batch: int,
-    rates: _Rates,
+    rates: Rates,
+    stacked: bool = False,
 ) -> _GroupRun:
-    """Step the group's clients together until each has taken its steps (or a loss blows up)."""
+    """Step the group's clients together until each has taken its steps (or a loss blows up).
+
+    ``stacked``: ``anchors`` hold one row per client of the group, and a client whose loss
+    blows up does not stop the others (each row is its own run)."""
     size = sched.active[0]
-    ps = [a.expand(size, *a.shape).clone() for a in anchors]
+    if stacked:
+        ps = [a.clone() for a in anchors]
+    else:
+        ps = [a.expand(size, *a.shape).clone() for a in anchors]
     bufs = [torch.empty_like(p) for p in ps] if rates.any("momentum") else None
     logp = torch.zeros(sched.starts[-1], batch, dtype=x.dtype)
     per_chunk = max(1, _GATHER_BUDGET // (batch * max(1, math.prod(x.shape[1:]))))
     chunk_start = chunk_end = checked = bound = 0
     chunk: tuple[Tensor, ...] = ()
-    live, live_bufs, live_rates, step = ps, bufs, rates, None
+    live, live_bufs, live_rates, live_anchors, step = ps, bufs, rates, anchors, None
     scratch: dict[int, Tensor] = {}
     steps_run = len(sched.active)
     for s, (a, start) in enumerate(zip(sched.active, sched.starts, strict=False)):
@@ -177,12 +116,13 @@ def _run_group(
             live = [p[:a] for p in ps]
             live_bufs = None if bufs is None else [b[:a] for b in bufs]
             live_rates = rates.head(a)
+            live_anchors = [t[:a] for t in anchors] if stacked else anchors
             step, bound = grad_fn.bind(live, batch, scratch), a
         lo, hi = start - chunk_start, start + a
         assert step is not None
         grads = step(*[t[lo : lo + a] for t in chunk], logp[start:hi])
-        _sgd(live, grads, anchors, live_bufs, live_rates, s == 0)
-        if (s + 1) % _CHECK_EVERY == 0:
+        sgd(live, grads, live_anchors, live_bufs, live_rates, s == 0)
+        if not stacked and (s + 1) % _CHECK_EVERY == 0:
             if not bool(torch.isfinite(logp[checked:hi]).all()):
                 steps_run = s + 1
                 break
@@ -266,10 +206,12 @@ def _train(grad_fn: GradFn, names: list[str], dataset: FederatedDataset, work: W
     ``names`` are the parameters in the kernel's order; the result keys them in the order of
     ``work.params``."""
     anchors = [work.params[k].detach() for k in names]
+    stacked = work.stacked
     draws = draw_permutations(dataset, work)
     order = np.argsort(-draws.steps, kind="stable")
     order = order[draws.steps[order] > 0]
-    per_group = max(1, _PARAM_BUDGET // max(1, sum(a.numel() for a in anchors)))
+    one = [a[0] for a in anchors] if stacked else anchors
+    per_group = max(1, _PARAM_BUDGET // max(1, sum(a.numel() for a in one)))
     first_row = dataset.offsets[work.clients]
     out = WorkResult.empty(work)
     out.num_samples[:] = draws.n
@@ -278,12 +220,17 @@ def _train(grad_fn: GradFn, names: list[str], dataset: FederatedDataset, work: W
     for lo in range(0, len(order), per_group):
         group = order[lo : lo + per_group]
         sched = build_schedule(draws, group, first_row[group], batch, dataset.x.dtype)
-        rates = _Rates.of(work, group, internal)
-        run = _run_group(grad_fn, internal, dataset.x, dataset.y, sched, batch, rates)
+        start, rows = anchors, internal
+        if stacked:
+            index = torch.from_numpy(group)
+            start = [a.index_select(0, index) for a in anchors]
+            rows = [t.index_select(0, index) for t in internal]
+        rates = Rates.of(work, group, [t[0] for t in rows] if stacked else rows)
+        run = _run_group(grad_fn, rows, dataset.x, dataset.y, sched, batch, rates, stacked)
         final = grad_fn.from_internal(run.params)
         deltas = {
             k: torch.sub(p, a, out=p.new_empty(p.shape))
-            for k, p, a in zip(names, final, anchors, strict=True)
+            for k, p, a in zip(names, final, start, strict=True)
         }
         part = _group_result(run, deltas, sched, work.clients[group], draws.n[group])
         out.put(group, part)
@@ -294,3 +241,35 @@ def _train(grad_fn: GradFn, names: list[str], dataset: FederatedDataset, work: W
 
 #: The vectorized trainer: varies every per-step option per client, not ``batch_size``.
 FAST = Trainer("fast", train_fast, _IMPLEMENTED - {"batch_size"})
+
+PER_CLIENT_HP = RATES
+"""Client settings :func:`train_cohort_stacked` takes per client (the rest set the schedule)."""
+
+
+def train_cohort_stacked(
+    model: nn.Module,
+    starts: Params,
+    dataset: FederatedDataset,
+    cohort: np.ndarray,
+    hp: ClientConfig,
+    per_client: dict[str, np.ndarray],
+    seed: int,
+    round_: int,
+) -> list[ClientUpdate]:
+    """Train clients that each start from their own parameters with their own SGD settings.
+
+    ``starts[k]`` stacks one row per cohort position (``(len(cohort), *shape)``); a client id
+    may appear several times (one federation per row, e.g. several configs run together).
+    ``per_client`` gives each of :data:`PER_CLIENT_HP` per position; ``hp`` the rest. A
+    client whose loss blows up stops no other. Needs a model the fast path vectorizes.
+    """
+    kernel = kernel_for(model)
+    if kernel.grad_fn is None or set(starts) != set(kernel.names):
+        raise ValueError(f"train_cohort_stacked needs a vectorizable model, got {kernel.kind}")
+    missing = set(PER_CLIENT_HP) - set(per_client)
+    if missing:
+        raise ValueError(f"per_client lacks {sorted(missing)}")
+    overrides = {k: tuple(np.asarray(per_client[k]).tolist()) for k in PER_CLIENT_HP}
+    k = len(cohort)
+    work = Work(cohort, starts, hp, seed, np.full(k, round_), 0, None, overrides, stacked=True)
+    return train_fast(model, dataset, work).updates() if k else []

@@ -8,21 +8,10 @@ from typing import Any, Literal
 
 import torch
 
+from fedhpo.metrics import METRICS
 from fedhpo.sim.events import Event
 
 Status = Literal["completed", "stopped", "diverged", "interrupted"]
-
-#: Metrics a SimulationResult can be asked for by name (objectives, leaderboards).
-METRICS = (
-    "val_accuracy",
-    "val_loss",
-    "test_accuracy",
-    "test_loss",
-    "train_loss",
-    "bytes_sent",
-    "wall_seconds",
-    "sim_seconds",
-)
 
 
 @dataclass(frozen=True)
@@ -42,6 +31,9 @@ class RoundRecord:
     bytes_up: int
     bytes_down: int
     wall_seconds: float
+    steps: int = 0
+    """Client local SGD steps trained since the previous update (the compute a budget
+    counts; in a round, those of its clients)."""
     sim_seconds: float = 0.0
     """Simulated time of this update since the start of the run."""
     update_seconds: float = 0.0
@@ -99,6 +91,11 @@ class SimulationResult:
     def samples_processed(self) -> int:
         return sum(r.samples for r in self.rounds)
 
+    @property
+    def steps(self) -> int:
+        """Client local SGD steps over the whole run."""
+        return sum(r.steps for r in self.rounds)
+
     def metric(self, name: str) -> float:
         """A final metric by name (see :data:`METRICS`); nan when there is none."""
         last = self.last
@@ -134,6 +131,7 @@ class SimulationResult:
             "samples_processed": self.samples_processed,
             "clients_dropped": self.clients_dropped,
             "clients_cut": self.clients_cut,
+            "steps": self.steps,
             "num_clients": self.num_clients,
             "seed": self.seed,
             "data_seed": self.data_seed,

@@ -47,7 +47,9 @@ class Work:
     ``budgets`` is given, and draws its batches from
     ``torch_generator(seed, STREAM_CLIENT, streams[i], clients[i])``: ``streams`` is the
     round in synchronous runs, the dispatch number in asynchronous ones, so a client sent
-    work twice never reuses a stream.
+    work twice never reuses a stream. With ``stacked``, ``params`` holds one row per client
+    (``(k, *shape)``): each client starts from its own parameters and is a run of its own
+    (several configs trained together; one that diverges stops no other).
     """
 
     clients: np.ndarray
@@ -58,6 +60,7 @@ class Work:
     version: int = 0
     budgets: np.ndarray | None = None
     overrides: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    stacked: bool = False
 
     def __post_init__(self) -> None:
         k = len(self.clients)
@@ -74,8 +77,11 @@ class Work:
                 raise ValueError(f"unknown client field {name!r}; known: {list(CLIENT_FIELDS)}")
             if len(values) != k:
                 raise ValueError(f"overrides[{name!r}] has {len(values)} values for {k} clients")
-        for i in range(k if self.overrides else 0):
-            self.hp_of(i)  # validates every per-client config
+        names = list(self.overrides)
+        for combo in set(zip(*self.overrides.values(), strict=True)):
+            dataclasses.replace(self.hp, **dict(zip(names, combo, strict=True)))  # validates
+        if self.stacked and any(p.shape[:1] != (k,) for p in self.params.values()):
+            raise ValueError(f"stacked params need one row per client ({k})")
 
     def __len__(self) -> int:
         return len(self.clients)
@@ -96,6 +102,10 @@ class Work:
         """The ClientConfig fields whose value is not the same for all clients."""
         return {k for k, v in self.overrides.items() if len(set(v)) > 1}
 
+    def start_of(self, i: int) -> Params:
+        """The parameters the ``i``-th client starts from."""
+        return {k: v[i] for k, v in self.params.items()} if self.stacked else self.params
+
     def subset(self, positions: np.ndarray) -> Work:
         """The work of the clients at ``positions`` (uniform fields folded into ``hp``)."""
         overrides = {k: tuple(v[i] for i in positions.tolist()) for k, v in self.overrides.items()}
@@ -107,6 +117,9 @@ class Work:
             budgets=None if self.budgets is None else self.budgets[positions],
             hp=dataclasses.replace(self.hp, **uniform),
             overrides={k: v for k, v in overrides.items() if k not in uniform},
+            params={k: v[positions] for k, v in self.params.items()}
+            if self.stacked
+            else self.params,
         )
 
 
@@ -158,7 +171,7 @@ class WorkResult:
         k = len(work)
         return WorkResult(
             clients=work.clients.copy(),
-            deltas={n: p.new_zeros((k, *p.shape)) for n, p in work.params.items()},
+            deltas={n: p.new_zeros((k, *p.shape[work.stacked :])) for n, p in work.params.items()},
             num_samples=np.zeros(k, dtype=np.int64),
             steps=np.zeros(k, dtype=np.int64),
             losses=np.zeros(k),

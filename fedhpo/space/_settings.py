@@ -6,27 +6,25 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from fedhpo.errors import SearchSpaceError
+from fedhpo.metrics import METRICS
 from fedhpo.space._conditions import is_number
-
-METRICS: dict[str, str] = {
-    "val_accuracy": "maximize",
-    "val_loss": "minimize",
-    "test_accuracy": "maximize",
-    "test_loss": "minimize",
-    "train_loss": "minimize",
-    "bytes_sent": "minimize",
-    "wall_seconds": "minimize",
-}
-"""Metrics a study can optimize, each with its default direction."""
 
 DIRECTIONS = ("maximize", "minimize")
 
 DEFAULT_TRIALS = 30
+"""Trials of a study that has no compute budget (multi-objective studies)."""
+
+DEFAULT_BUDGET = 10.0
+"""Compute of a single-objective search when neither trials nor budget is given, in
+full-run equivalents (client local steps of one full-fidelity run of the base config)."""
+
+DEFAULT_PROMOTE = 3
+"""Top trials a single-objective search re-runs at full fidelity with more seeds."""
 
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc", "grid")
 """Sampler names (the tune layer maps them to Optuna samplers); the first is the default."""
 
-PRUNERS = ("hyperband", "none", "median", "successive_halving")
+PRUNERS = ("successive_halving", "hyperband", "median", "none")
 """Pruner names (the tune layer maps them to Optuna pruners); the first is the default."""
 
 
@@ -74,74 +72,101 @@ def _optional_fraction(value: Any, key: str) -> None:
 
 @dataclass(frozen=True)
 class Fidelity:
-    """The cheap run every trial makes; ``None`` keeps the base config's value."""
+    """How cheap a trial is; ``None`` keeps the base config's value (or the default schedule).
+
+    ``rounds`` is the most rounds a trial runs; the pruner's first rung is ``min_rounds``
+    (``None``: calibrated at the start of the study when the trials may run to full
+    fidelity). ``report_every`` is how often a trial reports validation to the pruner; the
+    test-set period stays the run config's ``federation.eval_every``.
+    """
 
     rounds: int | None = None
+    min_rounds: int | None = None
     clients_per_round: int | None = None
     client_fraction: float | None = None
     data_fraction: float | None = None
+    report_every: int | None = None
     eval_every: int | None = None
+    """Old name of ``report_every`` (files written before the two meanings were split)."""
 
     def __post_init__(self) -> None:
         _optional_int(self.rounds, "rounds", 1)
+        _optional_int(self.min_rounds, "min_rounds", 1)
         _optional_int(self.clients_per_round, "clients_per_round", 1)
         _optional_fraction(self.client_fraction, "client_fraction")
         _optional_fraction(self.data_fraction, "data_fraction")
+        _optional_int(self.report_every, "report_every", 1)
         _optional_int(self.eval_every, "eval_every", 1)
+        if self.eval_every is not None:
+            if self.report_every is not None:
+                raise SearchSpaceError(
+                    "eval_every is the old name of report_every; give only report_every",
+                    key="eval_every",
+                )
+            object.__setattr__(self, "report_every", self.eval_every)
+            object.__setattr__(self, "eval_every", None)
         if self.clients_per_round is not None and self.client_fraction is not None:
             raise SearchSpaceError(
                 "give clients_per_round or client_fraction, not both", key="client_fraction"
             )
+        if None not in (self.rounds, self.min_rounds) and self.min_rounds > self.rounds:  # type: ignore[operator]
+            raise SearchSpaceError(
+                f"min_rounds ({self.min_rounds}) must be <= rounds ({self.rounds})",
+                key="min_rounds",
+            )
+
+    _PATHS = {
+        "rounds": "federation.rounds",
+        "clients_per_round": "federation.clients_per_round",
+        "client_fraction": "federation.client_fraction",
+        "data_fraction": "data.fraction",
+    }
 
     def overrides(self) -> dict[str, Any]:
         """The run-config values this fidelity sets, by dotted path."""
         out: dict[str, Any] = {}
-        if self.rounds is not None:
-            out["federation.rounds"] = self.rounds
-        if self.clients_per_round is not None:
-            out["federation.clients_per_round"] = self.clients_per_round
-            out["federation.client_fraction"] = None
-        if self.client_fraction is not None:
-            out["federation.client_fraction"] = float(self.client_fraction)
-            out["federation.clients_per_round"] = None
-        if self.data_fraction is not None:
-            out["data.fraction"] = float(self.data_fraction)
-        if self.eval_every is not None:
-            out["federation.eval_every"] = self.eval_every
+        for name, path in self._PATHS.items():
+            value = getattr(self, name)
+            if value is not None:
+                out[path] = float(value) if name.endswith("fraction") else value
         return out
 
     def setting_of(self, path: str) -> str | None:
         """The fidelity key that sets config ``path``, if any."""
-        names = {
-            "federation.rounds": "rounds",
-            "federation.clients_per_round": "clients_per_round",
-            "federation.client_fraction": "client_fraction",
-            "data.fraction": "data_fraction",
-            "federation.eval_every": "eval_every",
-        }
-        if path not in self.overrides():
-            return None
-        if path in ("federation.clients_per_round", "federation.client_fraction"):
-            return "clients_per_round" if self.clients_per_round is not None else "client_fraction"
-        return names[path]
+        for name, p in self._PATHS.items():
+            if p == path and getattr(self, name) is not None:
+                return name
+        return None
 
     def to_dict(self) -> dict[str, Any]:
-        """All fields (``None`` where the base config decides)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """All fields (``None`` where the base config or the default schedule decides)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "eval_every"}
 
 
 @dataclass(frozen=True)
 class TunerSpec:
-    """Sampler and pruner names, trial budget and seed of a study."""
+    """Sampler, pruner, budget, promotion and seed of a study (``None``: the default)."""
 
     sampler: str = "tpe"
     pruner: str | None = None
-    """``None``: hyperband, or none when the study has several objectives."""
+    """``None``: successive halving over rounds, or none when the study has several
+    objectives."""
     trials: int | None = None
-    """``None``: 30, or the number of grid points for the grid sampler."""
+    """New trials per ``fedhpo tune``; ``None``: as many as the budget allows (30 for
+    multi-objective studies, the grid's size for the grid sampler)."""
+    budget: float | None = None
+    """Compute per ``fedhpo tune`` in full-run equivalents, promotion included; ``None``: 10
+    when ``trials`` is not given either (single objective), else no budget."""
     timeout: float | None = None
     """Seconds, or ``None`` for no time limit."""
     seed: int = 0
+    promote: int | None = None
+    """Top trials re-run at full fidelity with more seeds; ``None``: 3 (single objective)."""
+    seeds: int = 2
+    """Training seeds per promoted config (a trial's own full-fidelity run counts as one)."""
+    calibrate: bool | None = None
+    """Measure how well short runs rank configs before choosing the pruner's first rung;
+    ``None``: when trials may run to full fidelity and the first rung is not given."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.sampler, str) or self.sampler not in SAMPLERS:
@@ -155,12 +180,18 @@ class TunerSpec:
                 f"unknown pruner {self.pruner!r}; use one of: {_names(PRUNERS)}", key="pruner"
             )
         _optional_int(self.trials, "trials", 1)
-        if self.timeout is not None and (not is_number(self.timeout) or self.timeout <= 0):
-            raise SearchSpaceError(
-                f"must be a number of seconds > 0 or null, got {self.timeout!r}", key="timeout"
-            )
+        for key in ("budget", "timeout"):
+            value = getattr(self, key)
+            if value is not None and (not is_number(value) or value <= 0):
+                raise SearchSpaceError(f"must be a number > 0 or null, got {value!r}", key=key)
         if not is_number(self.seed) or isinstance(self.seed, float):
             raise SearchSpaceError(f"must be an integer, got {self.seed!r}", key="seed")
+        _optional_int(self.promote, "promote", 0)
+        _optional_int(self.seeds, "seeds", 1)
+        if self.calibrate is not None and not isinstance(self.calibrate, bool):
+            raise SearchSpaceError(
+                f"must be true, false or null, got {self.calibrate!r}", key="calibrate"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """All fields."""

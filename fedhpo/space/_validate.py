@@ -19,18 +19,18 @@ from fedhpo.space._params import (
     Param,
     choice_key,
 )
-from fedhpo.space._settings import DEFAULT_TRIALS, Fidelity, Objective, TunerSpec
-
-_PAIR = ("federation.clients_per_round", "federation.client_fraction")
+from fedhpo.space._settings import (
+    DEFAULT_BUDGET,
+    DEFAULT_PROMOTE,
+    DEFAULT_TRIALS,
+    Fidelity,
+    Objective,
+    TunerSpec,
+)
 
 
 def apply_values(base: RunConfig, values: Mapping[str, Any]) -> RunConfig:
-    """``base`` with dotted ``values`` set; setting one of clients_per_round / client_fraction
-    clears the other (they are exclusive in a run config)."""
-    values = dict(values)
-    for mine, other in (_PAIR, _PAIR[::-1]):
-        if values.get(mine) is not None and other not in values:
-            values[other] = None
+    """``base`` with dotted ``values`` set (:meth:`RunConfig.with_values`'s one rule)."""
     return base.with_values(values)
 
 
@@ -243,7 +243,7 @@ def _check_tuner(
 ) -> TunerSpec:
     multi = len(objectives) > 1
     if tuner.pruner is None:
-        tuner = dataclasses.replace(tuner, pruner="none" if multi else "hyperband")
+        tuner = dataclasses.replace(tuner, pruner="none" if multi else "successive_halving")
     if multi and tuner.pruner != "none":
         raise _err(
             "tuner.pruner",
@@ -273,8 +273,15 @@ def _check_tuner(
             )
         if tuner.trials is None:
             tuner = dataclasses.replace(tuner, trials=size)
-    if tuner.trials is None:
-        tuner = dataclasses.replace(tuner, trials=DEFAULT_TRIALS)
+    if tuner.trials is None and tuner.budget is None:
+        if multi:
+            tuner = dataclasses.replace(tuner, trials=DEFAULT_TRIALS)
+        else:
+            tuner = dataclasses.replace(tuner, budget=DEFAULT_BUDGET)
+    if tuner.promote is None:
+        tuner = dataclasses.replace(tuner, promote=0 if multi else DEFAULT_PROMOTE)
+    if multi and tuner.promote:
+        raise _err("tuner.promote", "promotion needs a single objective; set promote: 0")
     return tuner
 
 

@@ -1,5 +1,6 @@
 """fedhpo.store: study storage URLs, trial records, leaderboards and best-config export."""
 
+from fedhpo.store import records
 from fedhpo.store._export import best_config, best_trial, export_best
 from fedhpo.store._leaderboard import leaderboard, other_trials, study_summaries
 from fedhpo.store._storage import DEFAULT_STORAGE, open_storage
@@ -11,6 +12,7 @@ __all__ = [
     "export_best",
     "leaderboard",
     "open_storage",
+    "records",
     "other_trials",
     "study_summaries",
 ]

@@ -9,7 +9,7 @@ from optuna.trial import TrialState
 
 from fedhpo.config import RunConfig, config_from_dict, dump_config
 from fedhpo.errors import StudyError
-from fedhpo.store import _records as rec
+from fedhpo.store import records as rec
 from fedhpo.store._leaderboard import leaderboard
 
 

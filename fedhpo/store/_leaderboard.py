@@ -8,7 +8,7 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
-from fedhpo.store import _records as rec
+from fedhpo.store import records as rec
 
 
 def _row(trial: optuna.trial.FrozenTrial, names: list[str]) -> dict[str, Any]:

@@ -42,14 +42,17 @@ def prepare_sqlite(url: str) -> None:
 
 
 def open_storage(
-    url: str = DEFAULT_STORAGE, *, heartbeat: bool = False
-) -> optuna.storages.RDBStorage:
-    """An Optuna RDBStorage for ``url`` (sqlite:///file.db or postgresql://...).
+    url: str | optuna.storages.BaseStorage = DEFAULT_STORAGE, *, heartbeat: bool = False
+) -> optuna.storages.BaseStorage:
+    """An Optuna RDBStorage for ``url`` (sqlite:///file.db or postgresql://...); a storage
+    object (e.g. ``optuna.storages.InMemoryStorage()`` in a benchmark) is returned as is.
 
     SQLite gets a long busy timeout and WAL mode so that ``--jobs N`` processes can write to
     one file; ``heartbeat`` marks trials of a killed worker as failed instead of running
     forever.
     """
+    if isinstance(url, optuna.storages.BaseStorage):
+        return url
     try:
         backend = make_url(url).get_backend_name()
     except ArgumentError:

@@ -1,31 +1,54 @@
-"""fedhpo.tune: Optuna search over low-fidelity federated runs, with promotion of the best."""
+"""fedhpo.tune: Optuna search over (multi-fidelity) federated runs, with promotion of the best.
+
+The default search of a single objective (what ``fedhpo tune --space FILE`` does): spend a
+budget of 10 full-run equivalents; first run the base config and a few space-filling configs
+to full fidelity and measure which shorter run ranks configs like the full one (the fidelity
+check); then TPE proposals under successive halving whose rungs start there and end at full
+fidelity; then re-run the top 3 and the base config with a second seed and rank by the mean.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
 import optuna
+from optuna.trial import TrialState
 
 from fedhpo.errors import SearchSpaceError
 from fedhpo.space import SearchSpace, load_space
 from fedhpo.store import DEFAULT_STORAGE, open_storage
-from fedhpo.tune._factories import PRUNERS, SAMPLERS, make_pruner, make_sampler
-from fedhpo.tune._fidelity import full_config
-from fedhpo.tune._objective import Objective, PruningCallback, cached_dataset
-from fedhpo.tune._runner import Progress, TuneOptions, promote, run_trials
+from fedhpo.store import records as rec
+from fedhpo.tune._budget import run_steps, spent_steps
+from fedhpo.tune._calibrate import FidelityCheck, check_fidelity
+from fedhpo.tune._factories import make_sampler
+from fedhpo.tune._fidelity import Schedule, full_config, make_pruner, schedule, trial_config
+from fedhpo.tune._objective import Objective, PruningCallback, Simulate, cached_dataset, simulate
+from fedhpo.tune._promote import promote
+from fedhpo.tune._runner import (
+    Progress,
+    TuneOptions,
+    create_or_resume,
+    run_trials,
+    wants_calibration,
+)
 
 __all__ = [
-    "PRUNERS",
-    "SAMPLERS",
+    "FidelityCheck",
     "Objective",
     "PruningCallback",
+    "Schedule",
+    "Simulate",
     "TuneOptions",
     "full_config",
     "make_pruner",
     "make_sampler",
     "promote",
+    "run_steps",
     "run_trials",
+    "schedule",
+    "trial_config",
     "tune",
 ]
 
@@ -44,38 +67,114 @@ def _check_runnable(space: SearchSpace) -> None:
 def tune(
     space: SearchSpace | str | Path,
     *,
-    storage: str = DEFAULT_STORAGE,
+    storage: str | optuna.storages.BaseStorage = DEFAULT_STORAGE,
     study: str | None = None,
     trials: int | None = None,
+    budget: float | None = None,
     jobs: int = 1,
     timeout: float | None = None,
-    promote_top: int = 0,
-    seeds: int = 3,
+    promote_top: int | None = None,
+    seeds: int | None = None,
     progress: Progress | None = None,
     log: Callable[[str], None] = print,
+    run: Simulate = simulate,
 ) -> optuna.Study:
     """Search ``space`` and return the study; running it again resumes the same study.
 
-    ``trials`` new trials (default: the space's ``tuner.trials``) run in ``jobs`` processes;
-    then the top ``promote_top`` configs are re-run at full fidelity with ``seeds`` seeds.
+    ``trials`` new trials and/or a ``budget`` in full-run equivalents (default: the space's
+    ``tuner`` section; giving ``trials`` alone means no budget) in ``jobs`` processes; then
+    the top ``promote_top`` configs and the base config are re-run at full fidelity with
+    ``seeds`` seeds each. ``run`` replaces the simulator (e.g. the quality benchmark's
+    replay of recorded runs; needs ``jobs=1``).
     """
     if not isinstance(space, SearchSpace):
         space = load_space(space)
     _check_runnable(space)
     # Build the base data once before touching the database: a missing data file is a clear
     # error here, not a failure in every trial (and the dataset is cached for jobs=1).
-    cached_dataset(space.config_for({}).data)
+    full_steps = run_steps(space.base, cached_dataset(space.base.data))
+    if trials is None and budget is None:
+        trials, budget = space.tuner.trials, space.tuner.budget
+    promote_top = space.tuner.promote or 0 if promote_top is None else promote_top
+    seeds = space.tuner.seeds if seeds is None else seeds
     name = study or Path(space.source).stem
     opts = TuneOptions(
         storage=storage,
         study=name,
-        trials=(space.tuner.trials or 30) if trials is None else trials,
+        trials=trials,
         jobs=max(1, jobs),
         timeout=space.tuner.timeout if timeout is None else timeout,
         promote=promote_top,
         seeds=seeds,
     )
-    run_trials(space, opts, progress)
-    if promote_top > 0:
-        promote(space, opts, log)
-    return optuna.load_study(study_name=name, storage=open_storage(storage))
+    handle = create_or_resume(space, opts)
+    before = _done_before(handle)
+    check = _calibrate(space, opts, handle, progress, log, run)
+    reserve = (promote_top + 1) * max(0, seeds - 1) * full_steps if promote_top else 0
+    limit = None if budget is None else int(budget * full_steps) - reserve
+    opts = dataclasses.replace(
+        opts, limit_steps=limit, min_rounds=None if check is None else check["chosen"]
+    )
+    if opts.trials is not None:
+        done = sum(1 for t in handle.get_trials(deepcopy=False) if t.number not in before)
+        opts = dataclasses.replace(opts, trials=max(0, opts.trials - done))
+    if (opts.trials is None or opts.trials > 0) and (limit is None or limit > 0):
+        run_trials(space, opts, progress, run, before)
+    if promote_top > 0 and not space.is_multi_objective:
+        promote(space, opts, log, run)
+    result = optuna.load_study(study_name=name, storage=open_storage(storage))
+    _record_compute(result, before, full_steps, budget)
+    return result
+
+
+def _done_before(study: optuna.Study) -> frozenset[int]:
+    """Trials of earlier sessions (the enqueued, still waiting ones are this session's)."""
+    return frozenset(
+        t.number for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING
+    )
+
+
+def _calibrate(
+    space: SearchSpace,
+    opts: TuneOptions,
+    study: optuna.Study,
+    progress: Progress | None,
+    log: Callable[[str], None],
+    run: Simulate,
+) -> dict | None:
+    """Run the enqueued calibration trials (once per study) and record the fidelity check."""
+    recorded = rec.fidelity_check(study)
+    if recorded is not None or not wants_calibration(space):
+        return recorded
+    waiting = [
+        t for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        if t.user_attrs.get(rec.CALIBRATION)
+    ]  # fmt: skip
+    if waiting:
+        log(f"fidelity check: {len(waiting)} configs at full fidelity first")
+        phase = dataclasses.replace(opts, trials=len(waiting))
+        run_trials(space, phase, progress, run, _done_before(study))
+    check = check_fidelity(study, space, schedule(space).report_every)
+    if check is None:
+        return None
+    study.set_user_attr(rec.FIDELITY_CHECK, rec.clean(check.to_dict()))
+    log(check.message)
+    return check.to_dict()
+
+
+def _record_compute(
+    study: optuna.Study, before: frozenset[int], full_steps: int, budget: float | None
+) -> None:
+    """This session's compute (trials and promotion re-runs) in steps and full runs."""
+    promoted = sum(int(p.get("steps") or 0) for p in rec.promotions(study).values())
+    spent = spent_steps(study, before)
+    study.set_user_attr(
+        rec.COMPUTE,
+        {
+            "full_run_steps": full_steps,
+            "trial_steps": spent,
+            "promotion_steps": promoted,
+            "full_runs": round((spent + promoted) / max(1, full_steps), 3),
+            "budget": budget,
+        },
+    )

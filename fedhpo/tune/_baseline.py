@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fedhpo.space import SearchSpace
-from fedhpo.store._records import ORIGIN
+from fedhpo.store.records import ORIGIN
 
 __all__ = ["ORIGIN", "base_point"]
 

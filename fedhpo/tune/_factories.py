@@ -1,4 +1,4 @@
-"""Sampler ("what to try") and pruner ("when to stop") factories, kept independent."""
+"""Sampler factory ("what to try"); the pruner ("when to stop") is built with the fidelity."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ from typing import Any
 import optuna
 
 from fedhpo.errors import SearchSpaceError
-
-SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc", "grid")
-PRUNERS = ("hyperband", "successive_halving", "median", "none")
+from fedhpo.space import SAMPLERS
 
 _SAMPLERS: dict[str, Callable[[int, dict[str, list[Any]]], optuna.samplers.BaseSampler]] = {
     "tpe": lambda seed, _: optuna.samplers.TPESampler(
@@ -46,23 +44,3 @@ def make_sampler(
                 "install it with: pip install 'fedhpo[samplers]'",
                 key="tuner.sampler",
             ) from None
-
-
-def make_pruner(name: str, rounds: int, eval_every: int = 1) -> optuna.pruners.BasePruner:
-    """A pruner over rounds (steps are round numbers, reported every ``eval_every`` rounds)."""
-    first = eval_every
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(
-            min_resource=first, max_resource=rounds, reduction_factor=3
-        )
-    if name == "successive_halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=first, reduction_factor=3)
-    if name == "median":
-        return optuna.pruners.MedianPruner(
-            n_startup_trials=5, n_warmup_steps=max(first, rounds // 4), interval_steps=eval_every
-        )
-    if name == "none":
-        return optuna.pruners.NopPruner()
-    raise SearchSpaceError(
-        f"unknown pruner {name!r}; choose one of {', '.join(PRUNERS)}", key="tuner.pruner"
-    )

@@ -1,24 +1,27 @@
-"""One trial: suggested parameters -> low-fidelity run -> recorded attributes and value(s)."""
+"""One trial: suggested parameters -> a (low-fidelity) run -> recorded attributes and value(s)."""
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import optuna
 
 from fedhpo.config import DataConfig, RunConfig
+from fedhpo.metrics import ROUND_METRICS
 from fedhpo.sim.data import FederatedDataset
 from fedhpo.sim.datasets import build_dataset
-from fedhpo.sim.engine import run_simulation
+from fedhpo.sim.engine import RoundCallback, run_simulation
 from fedhpo.sim.result import SimulationResult
 from fedhpo.space import SearchSpace, suggest
-from fedhpo.store import _records as rec
+from fedhpo.store import records as rec
+from fedhpo.tune._fidelity import Schedule, schedule, trial_config
 
-#: Metrics the engine reports every round; others can't drive pruning.
-ROUND_METRICS = ("val_accuracy", "val_loss", "train_loss", "test_accuracy", "test_loss")
+#: ``simulate(config, callbacks) -> result``: how a trial's run is made. The default runs
+#: the simulator; the quality benchmark replays recorded runs instead.
+Simulate = Callable[[RunConfig, Sequence[RoundCallback]], SimulationResult]
 
 _DATASETS: dict[str, FederatedDataset] = {}
 
@@ -37,15 +40,20 @@ def cached_dataset(cfg: DataConfig) -> FederatedDataset:
     return _DATASETS[key]
 
 
-class PruningCallback:
-    """Reports the objective metric as an intermediate value each evaluation round and asks
-    the pruner whether to stop (the only bridge between the engine and Optuna)."""
+def simulate(config: RunConfig, callbacks: Sequence[RoundCallback] = ()) -> SimulationResult:
+    """The default :data:`Simulate`: a real run on the (cached) dataset."""
+    return run_simulation(config, cached_dataset(config.data), callbacks=callbacks)
 
-    def __init__(self, trial: optuna.Trial, metric: str, config: RunConfig, enabled: bool) -> None:
+
+class PruningCallback:
+    """Reports the objective metric to the pruner every ``report_every`` rounds (and at the
+    last round) and asks whether to stop: the only bridge between the engine and Optuna."""
+
+    def __init__(self, trial: optuna.Trial, metric: str, sched: Schedule, enabled: bool) -> None:
         self.trial = trial
         self.metric = metric
-        self.every = config.federation.eval_every
-        self.last = config.federation.rounds
+        self.every = sched.report_every
+        self.last = sched.rounds
         self.enabled = enabled and metric in ROUND_METRICS
         self.pruned_at: int | None = None
 
@@ -63,7 +71,7 @@ class PruningCallback:
 
 
 def record_result(trial: optuna.Trial, result: SimulationResult) -> None:
-    """Keep a trial's curves and final figures as user attributes."""
+    """Keep a trial's curves, final figures and compute as user attributes."""
     curves: dict[str, list[Any]] = {"round": [r.round for r in result.rounds]}
     for key in rec.CURVE_KEYS:
         curves[key] = [getattr(r, key) for r in result.rounds]
@@ -71,16 +79,25 @@ def record_result(trial: optuna.Trial, result: SimulationResult) -> None:
     trial.set_user_attr(rec.CURVES, rec.clean(curves))
     trial.set_user_attr(rec.WALL_SECONDS, round(result.wall_seconds, 4))
     trial.set_user_attr(rec.BYTES_SENT, result.bytes_sent)
+    trial.set_user_attr(rec.STEPS, result.steps)
     trial.set_user_attr(rec.FINAL_METRICS, rec.clean(result.to_dict()["final"]))
     trial.set_user_attr(rec.CLIENT_ACCURACIES, rec.clean(list(result.client_accuracies)))
 
 
 class Objective:
-    """The callable Optuna optimizes: one low-fidelity federated run per trial."""
+    """The callable Optuna optimizes: one federated run per trial, pruned on validation.
 
-    def __init__(self, space: SearchSpace) -> None:
+    ``min_rounds`` is the calibrated first rung (when the space leaves it open). A trial
+    enqueued for calibration runs at full fidelity and is never pruned.
+    """
+
+    def __init__(
+        self, space: SearchSpace, min_rounds: int | None = None, run: Simulate = simulate
+    ) -> None:
         self.space = space
         self.metrics = [o.metric for o in space.objectives]
+        self.schedule = schedule(space, min_rounds)
+        self.run = run
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
         try:
@@ -93,14 +110,16 @@ class Objective:
 
     def _run(self, trial: optuna.Trial) -> float | list[float]:
         params = suggest(self.space, trial)
-        config = self.space.config_for(params)
-        prune = PruningCallback(trial, self.metrics[0], config, not self.space.is_multi_objective)
-        if not any(m.startswith("test_") for m in self.metrics):
-            # Validation drives the search; the test set is scored once, at the end.
-            config = config.with_values({"federation.eval_every": config.federation.rounds})
+        sched = self.schedule
+        calibrating = bool(trial.user_attrs.get(rec.CALIBRATION))
+        if calibrating:
+            sched = Schedule(sched.full_rounds, sched.full_rounds, sched.full_rounds, 1, "none")
+        config = trial_config(self.space, params, sched)
+        enabled = not self.space.is_multi_objective and not calibrating
+        prune = PruningCallback(trial, self.metrics[0], sched, enabled)
         trial.set_user_attr(rec.CONFIG, rec.clean(config.to_dict()))
-        trial.set_user_attr(rec.FIDELITY, rec.clean(_fidelity_dict(config, prune.every)))
-        result = run_simulation(config, cached_dataset(config.data), callbacks=[prune])
+        trial.set_user_attr(rec.FIDELITY, rec.clean(_fidelity_dict(config, sched)))
+        result = self.run(config, [prune])
         record_result(trial, result)
         if result.status == "interrupted":
             raise KeyboardInterrupt
@@ -121,12 +140,16 @@ class Objective:
         return values[0] if len(values) == 1 else values
 
 
-def _fidelity_dict(config: RunConfig, eval_every: int) -> dict[str, Any]:
+def _fidelity_dict(config: RunConfig, sched: Schedule) -> dict[str, Any]:
+    """What the trial ran: its run config's cohort and data share, the schedule's rungs."""
     fed = config.federation
     return {
         "rounds": fed.rounds,
+        "full_rounds": sched.full_rounds,
+        "min_rounds": sched.min_rounds,
+        "report_every": sched.report_every,
         "clients_per_round": fed.clients_per_round,
         "client_fraction": fed.client_fraction,
         "data_fraction": config.data.fraction,
-        "eval_every": eval_every,
+        "test_every": fed.eval_every,
     }

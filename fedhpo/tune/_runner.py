@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import multiprocessing as mp
-import statistics
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,15 +16,16 @@ from optuna.trial import TrialState
 
 from fedhpo import __version__
 from fedhpo.errors import StudyError
-from fedhpo.sim.engine import run_simulation
 from fedhpo.sim.sampling import derive_seed
 from fedhpo.space import SearchSpace, grid_search_space
-from fedhpo.store import _records as rec
-from fedhpo.store import leaderboard, open_storage
+from fedhpo.store import open_storage
+from fedhpo.store import records as rec
 from fedhpo.tune._baseline import ORIGIN, base_point
-from fedhpo.tune._factories import make_pruner, make_sampler
-from fedhpo.tune._fidelity import full_config
-from fedhpo.tune._objective import Objective, cached_dataset
+from fedhpo.tune._budget import BudgetCallback
+from fedhpo.tune._calibrate import POINTS, design
+from fedhpo.tune._factories import make_sampler
+from fedhpo.tune._fidelity import make_pruner, schedule
+from fedhpo.tune._objective import Objective, Simulate, simulate
 
 #: ``progress(done, total, best)`` after each finished trial of this session.
 Progress = Callable[[int, int, "float | None"], None]
@@ -37,13 +35,18 @@ Progress = Callable[[int, int, "float | None"], None]
 class TuneOptions:
     """How to run a search (the space file says what to search)."""
 
-    storage: str
+    storage: str | optuna.storages.BaseStorage
     study: str
-    trials: int
+    trials: int | None
+    """New trials; None: until ``limit_steps`` is spent."""
     jobs: int = 1
     timeout: float | None = None
     promote: int = 0
-    seeds: int = 3
+    seeds: int = 2
+    limit_steps: int | None = None
+    """Stop starting trials once this session's trials took this many client steps."""
+    min_rounds: int | None = None
+    """The pruner's first rung, when calibration chose it."""
 
 
 def _directions(space: SearchSpace) -> list[str]:
@@ -83,10 +86,33 @@ def create_or_resume(space: SearchSpace, opts: TuneOptions) -> optuna.Study:
         rec.OBJECTIVES, [{"metric": o.metric, "direction": o.direction} for o in space.objectives]
     )
     baseline = base_point(space)
+    calibrating = wants_calibration(space)
     if baseline is not None and space.tuner.sampler != "grid":
         # Trial 0 runs the base config itself: the leaderboard shows where the search started.
-        study.enqueue_trial(baseline, user_attrs={ORIGIN: "base config"})
+        attrs: dict[str, Any] = {ORIGIN: "base config"}
+        if calibrating:
+            attrs[rec.CALIBRATION] = True
+        study.enqueue_trial(baseline, user_attrs=attrs)
+    if calibrating:
+        count = POINTS - (baseline is not None)
+        for point in design(space, count, derive_seed(space.tuner.seed, 7)):
+            study.enqueue_trial(point, user_attrs={rec.CALIBRATION: True})
     return study
+
+
+def wants_calibration(space: SearchSpace) -> bool:
+    """Calibrate unless told not to, the first rung is given, trials never reach full
+    fidelity (then only when asked), or there is nothing to prune."""
+    tuner, fid = space.tuner, space.fidelity
+    if tuner.calibrate is not None:
+        return tuner.calibrate and not space.is_multi_objective
+    return (
+        not space.is_multi_objective
+        and tuner.pruner not in ("none", None)
+        and tuner.sampler != "grid"
+        and fid.min_rounds is None
+        and (fid.rounds is None or fid.rounds >= space.base.federation.rounds)
+    )
 
 
 def _load_for_worker(space: SearchSpace, opts: TuneOptions, worker: int) -> optuna.Study:
@@ -96,12 +122,11 @@ def _load_for_worker(space: SearchSpace, opts: TuneOptions, worker: int) -> optu
     offset = len(probe.get_trials(deepcopy=False))
     seed = derive_seed(space.tuner.seed, offset, worker) % (2**31)
     grid = grid_search_space(space) if space.tuner.sampler == "grid" else None
-    fidelity = space.config_for({}).federation
     return optuna.load_study(
         study_name=opts.study,
         storage=storage,
         sampler=make_sampler(space.tuner.sampler, seed, grid=grid),
-        pruner=make_pruner(space.tuner.pruner or "none", fidelity.rounds, fidelity.eval_every),
+        pruner=make_pruner(schedule(space, opts.min_rounds)),
     )
 
 
@@ -109,14 +134,19 @@ def _optimize(
     space: SearchSpace,
     opts: TuneOptions,
     worker: int,
-    n_trials: int,
+    n_trials: int | None,
     callbacks: list[Any] | None = None,
+    run: Simulate = simulate,
+    before: frozenset[int] = frozenset(),
 ) -> None:
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = _load_for_worker(space, opts, worker)
+    callbacks = list(callbacks or [])
+    if opts.limit_steps is not None:
+        callbacks.append(BudgetCallback(opts.limit_steps, before))
     study.optimize(
-        Objective(space),
+        Objective(space, opts.min_rounds, run),
         n_trials=n_trials,
         timeout=opts.timeout,
         catch=(Exception,),
@@ -124,13 +154,21 @@ def _optimize(
     )
 
 
-def _worker_main(space: SearchSpace, opts: TuneOptions, worker: int, n_trials: int) -> None:
+def _worker_main(
+    space: SearchSpace,
+    opts: TuneOptions,
+    worker: int,
+    n_trials: int | None,
+    before: frozenset[int],
+) -> None:
     """Entry point of a trial process (spawned)."""
     with contextlib.suppress(KeyboardInterrupt):  # the parent reports the interruption
-        _optimize(space, opts, worker, n_trials)
+        _optimize(space, opts, worker, n_trials, before=before)
 
 
-def _shares(total: int, jobs: int) -> list[int]:
+def _shares(total: int | None, jobs: int) -> list[int | None]:
+    if total is None:
+        return [None] * jobs
     return [total // jobs + (1 if i < total % jobs else 0) for i in range(jobs)]
 
 
@@ -147,23 +185,39 @@ def _finished(study: optuna.Study) -> set[int]:
     return {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
 
 
-def run_trials(space: SearchSpace, opts: TuneOptions, progress: Progress | None = None) -> None:
-    """Run ``opts.trials`` new trials in ``opts.jobs`` processes against one study."""
+def run_trials(
+    space: SearchSpace,
+    opts: TuneOptions,
+    progress: Progress | None = None,
+    run: Simulate = simulate,
+    before: frozenset[int] | None = None,
+) -> None:
+    """Run ``opts.trials`` new trials (or until ``opts.limit_steps`` is spent by the trials
+    not in ``before``) in ``opts.jobs`` processes against one study. ``run`` makes each
+    trial's run; another than the default needs ``jobs=1``."""
     study = create_or_resume(space, opts)
-    before = _finished(study)
+    start = _finished(study)
+    if before is None:
+        before = frozenset(
+            t.number for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING
+        )
+    total = opts.trials or 0
 
     def report() -> None:
         if progress:
-            progress(len(_finished(study) - before), opts.trials, _best(study))
+            progress(len(_finished(study) - start), total, _best(study))
 
     if opts.jobs <= 1:
-        _optimize(space, opts, 0, opts.trials, callbacks=[lambda _s, _t: report()])
+        callbacks = [lambda _s, _t: report()]
+        _optimize(space, opts, 0, opts.trials, callbacks, run, before)
         return
+    if run is not simulate:
+        raise StudyError("a custom trial runner needs jobs=1", key="--jobs")
     ctx = mp.get_context("spawn")
     procs = [
-        ctx.Process(target=_worker_main, args=(space, opts, w, n), daemon=True)
+        ctx.Process(target=_worker_main, args=(space, opts, w, n, before), daemon=True)
         for w, n in enumerate(_shares(opts.trials, opts.jobs))
-        if n > 0
+        if n is None or n > 0
     ]
     for p in procs:
         p.start()
@@ -185,71 +239,3 @@ def run_trials(space: SearchSpace, opts: TuneOptions, progress: Progress | None 
             f"{len(failed)} trial process(es) stopped with exit code(s) {failed}; "
             "their error is printed above"
         )
-
-
-def _full_run(space: SearchSpace, params: dict[str, Any], seed: int) -> tuple[float, float]:
-    """One full-fidelity run: (objective value, test accuracy); nan if it did not complete."""
-    torch.set_num_threads(1)
-    config = full_config(space.base, params, seed)
-    result = run_simulation(config, cached_dataset(config.data))
-    value = result.metric(space.objectives[0].metric)
-    return (value if result.status == "completed" else math.nan), result.test_accuracy
-
-
-def _summary(seeds: list[int], runs: list[tuple[float, float]]) -> dict[str, Any]:
-    values = [v for v, _ in runs]
-    finite = [v for v in values if math.isfinite(v)]
-    return {
-        "seeds": seeds,
-        "values": values,
-        "test_accuracy": [t for _, t in runs],
-        "mean": statistics.fmean(finite) if finite else None,
-        "std": statistics.stdev(finite) if len(finite) > 1 else 0.0,
-    }
-
-
-def promote(
-    space: SearchSpace, opts: TuneOptions, log: Callable[[str], None] = print
-) -> dict[int, dict[str, Any]]:
-    """Re-run the top ``opts.promote`` trials (and the base-config trial) at full fidelity
-    with ``opts.seeds`` seeds each, the (config, seed) runs spread over ``opts.jobs`` processes.
-
-    The results go to the study's ``promotions`` attribute; the leaderboard then ranks by
-    their mean, since low-fidelity scores are noisy.
-    """
-    if space.is_multi_objective:
-        raise StudyError("promotion needs a single objective", key="--promote")
-    study = optuna.load_study(study_name=opts.study, storage=open_storage(opts.storage))
-    board = leaderboard(study)
-    if board.empty:
-        return {}
-    top = [int(n) for n in board["trial"].head(opts.promote)]
-    trials = {t.number: t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
-    # The base config is re-run too, so the winner is compared with where the search started.
-    top += [n for n, t in trials.items() if t.user_attrs.get(ORIGIN) and n not in top]
-    seeds = [space.base.seed + i for i in range(opts.seeds)]
-    jobs = [(n, seed) for n in top for seed in seeds]
-    runs: dict[tuple[int, int], tuple[float, float]] = {}
-    if opts.jobs > 1:
-        with ProcessPoolExecutor(opts.jobs, mp_context=mp.get_context("spawn")) as pool:
-            futures = {j: pool.submit(_full_run, space, trials[j[0]].params, j[1]) for j in jobs}
-            runs = {j: f.result() for j, f in futures.items()}
-    else:
-        runs = {j: _full_run(space, trials[j[0]].params, j[1]) for j in jobs}
-    results = {n: _summary(seeds, [runs[(n, s)] for s in seeds]) for n in top}
-    for n in top:
-        log(_promotion_line(n, trials[n], results[n]))
-    for n, r in results.items():
-        r["low_fidelity"] = trials[n].value
-    merged = {str(k): v for k, v in rec.promotions(study).items()}
-    merged.update({str(k): rec.clean(v) for k, v in results.items()})
-    study.set_user_attr(rec.PROMOTIONS, merged)
-    return results
-
-
-def _promotion_line(number: int, trial: optuna.trial.FrozenTrial, r: dict[str, Any]) -> str:
-    mean = "nan" if r["mean"] is None else f"{r['mean']:.4f}"
-    return (
-        f"promoted trial {number}: low fidelity {trial.value:.4f} -> full fidelity "
-        f"{mean} ± {r['std']:.4f} over {len(r['seeds'])} seeds"
-    )

@@ -94,7 +94,9 @@ def test_fedprox_arms_cover_both_variants_and_mus() -> None:
 
 
 def test_tune_bench_counts_every_trial(make_space) -> None:
-    space = make_space(LR_MU, tuner="{sampler: random, pruner: none, trials: 3, seed: 0}")
+    space = make_space(
+        LR_MU, tuner="{sampler: random, pruner: none, trials: 3, seed: 0, promote: 0}"
+    )
     (fig,) = run_tune_bench(space, trials=3, jobs=(1,))
     assert fig.trials == 3 == fig.complete + fig.pruned + fig.failed
     assert fig.trials_per_minute > 0 and fig.best is not None

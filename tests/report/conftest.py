@@ -11,7 +11,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
-from fedhpo.store import _records as rec
+from fedhpo.store import records as rec
 from fedhpo.tune import tune
 from tests.helpers import BASE as HELPER_BASE
 from tests.helpers import LR_MU

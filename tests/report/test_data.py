@@ -28,8 +28,8 @@ from fedhpo.report import (
 )
 from fedhpo.report._figures import contour_figure, slice_figure
 from fedhpo.report._param_data import idw_grid
-from fedhpo.store import _records as rec
 from fedhpo.store import leaderboard
+from fedhpo.store import records as rec
 
 
 def test_history_best_so_far_is_the_running_best(studies) -> None:

@@ -20,7 +20,9 @@ pytestmark = pytest.mark.skipif(
 
 def test_two_jobs_on_postgres(make_space) -> None:
     name = f"fedhpo-test-{uuid.uuid4().hex[:8]}"
-    space = make_space(LR_MU, tuner="{sampler: tpe, pruner: hyperband, trials: 6, seed: 0}")
+    space = make_space(
+        LR_MU, tuner="{sampler: tpe, pruner: hyperband, trials: 6, seed: 0, promote: 0}"
+    )
     try:
         tune(space, storage=URL, study=name, jobs=2, log=lambda _: None)
         study = optuna.load_study(study_name=name, storage=URL)

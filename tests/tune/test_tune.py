@@ -14,8 +14,8 @@ from fedhpo.config import load_config
 from fedhpo.sim.engine import run_simulation
 from fedhpo.sim.models import register_model
 from fedhpo.space import load_space
-from fedhpo.store import _records as rec
-from fedhpo.store import best_config, export_best, leaderboard, other_trials
+from fedhpo.store import best_config, best_trial, export_best, leaderboard, other_trials
+from fedhpo.store import records as rec
 from fedhpo.tune import tune
 from tests.helpers import LR_MU
 
@@ -66,7 +66,7 @@ def test_same_seed_same_trials(make_space, tmp_path: Path) -> None:
 def test_pruning_stops_bad_trials_early(make_space, storage) -> None:
     space = make_space(
         LR_MU,
-        tuner="{sampler: random, pruner: median, trials: 14, seed: 3}",
+        tuner="{sampler: random, pruner: median, trials: 14, seed: 3, promote: 0}",
         fidelity="{rounds: 12}",
     )
     study = tune(space, storage=storage, study="p", log=lambda _: None)
@@ -84,7 +84,7 @@ def test_diverging_trial_is_pruned_with_reason(make_space, storage) -> None:
     space = make_space(
         "  server.lr: {type: float, low: 1.0e+37, high: 3.0e+38, log: true}\n"
         "  server.optimizer: {type: categorical, choices: [adam]}\n",
-        tuner="{sampler: random, pruner: none, trials: 2, seed: 0}",
+        tuner="{sampler: random, pruner: none, trials: 2, seed: 0, promote: 0}",
     )
     study = tune(space, storage=storage, study="d", log=lambda _: None)
     assert states(study) == {"PRUNED": 2}
@@ -103,7 +103,7 @@ def _fragile(input_shape, num_classes, *, explode: bool = False):
 def test_failing_trial_is_recorded_and_study_goes_on(make_space, storage, tmp_path) -> None:
     space = make_space(
         "  model.options.explode: {type: categorical, choices: [true, false]}\n",
-        tuner="{sampler: grid, pruner: none, seed: 0}",
+        tuner="{sampler: grid, pruner: none, seed: 0, promote: 0}",
     )
     text = space.read_text().replace("base: base.yaml", "base: frag.yaml")
     (tmp_path / "frag.yaml").write_text(
@@ -136,7 +136,9 @@ def test_resume_with_another_space_is_refused(make_space, storage) -> None:
 
 
 def test_two_jobs_on_sqlite_record_every_trial_once(make_space, storage) -> None:
-    space = make_space(LR_MU, tuner="{sampler: tpe, pruner: hyperband, trials: 8, seed: 0}")
+    space = make_space(
+        LR_MU, tuner="{sampler: tpe, pruner: hyperband, trials: 8, seed: 0, promote: 0}"
+    )
     study = tune(space, storage=storage, study="j", jobs=2, log=lambda _: None)
     assert [t.number for t in study.trials] == list(range(8))
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
@@ -148,7 +150,7 @@ def test_multi_objective_leaderboard_is_the_pareto_front(make_space, storage) ->
     space = make_space(
         LR_MU + "  federation.clients_per_round: {type: int, low: 1, high: 8}\n",
         objective="[{metric: val_accuracy, direction: maximize}, {metric: bytes_sent}]",
-        tuner="{sampler: random, trials: 6, seed: 1}",
+        tuner="{sampler: random, trials: 6, seed: 1, promote: 0}",
     )
     study = tune(space, storage=storage, study="mo", log=lambda _: None)
     assert len(study.directions) == 2
@@ -159,20 +161,24 @@ def test_multi_objective_leaderboard_is_the_pareto_front(make_space, storage) ->
 
 
 def test_best_then_run_round_trip(make_space, storage, tmp_path) -> None:
-    space_path = make_space(LR_MU)
+    space_path = make_space(LR_MU, tuner="{sampler: random, pruner: none, trials: 4, promote: 2}")
     study = tune(space_path, storage=storage, study="b", log=lambda _: None)
     out = tmp_path / "best.yaml"
     exported = export_best(study, out)
     loaded = load_config(out)
     assert loaded == exported == best_config(study)
-    assert loaded.client.lr == pytest.approx(study.best_trial.params["client.lr"])
+    # the leaderboard's winner: the promoted mean when promotion ran (it does by default)
+    assert rec.promotions(study)
+    assert loaded.client.lr == pytest.approx(best_trial(study).params["client.lr"])
     assert loaded.federation.rounds == 12  # full fidelity: the base's rounds
     result = run_simulation(loaded)
     assert result.status == "completed" and len(result.rounds) == 12
 
 
 def test_promotion_ranks_by_full_fidelity_mean(make_space, storage) -> None:
-    space = make_space(LR_MU, tuner="{sampler: random, pruner: none, trials: 5, seed: 0}")
+    space = make_space(
+        LR_MU, tuner="{sampler: random, pruner: none, trials: 5, seed: 0, promote: 0}"
+    )
     before = leaderboard(tune(space, storage=storage, study="pr", log=lambda _: None))
     low_fi_top2 = {int(n) for n in before["trial"].head(2)}
     study = tune(
@@ -245,7 +251,9 @@ def test_missing_data_file_fails_before_the_study_exists(make_space, tmp_path) -
 
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_progress_counts_this_session_trials(make_space, storage, jobs) -> None:
-    space = make_space(LR_MU, tuner="{sampler: random, pruner: none, trials: 4, seed: 0}")
+    space = make_space(
+        LR_MU, tuner="{sampler: random, pruner: none, trials: 4, seed: 0, promote: 0}"
+    )
     first: list[tuple[int, int, float | None]] = []
     second: list[tuple[int, int, float | None]] = []
     tune(space, storage=storage, trials=3, jobs=jobs, progress=lambda *a: first.append(a))
@@ -259,7 +267,9 @@ def test_progress_counts_this_session_trials(make_space, storage, jobs) -> None:
 @pytest.mark.parametrize("sampler", ["tpe", "random", "gp", "cmaes", "qmc"])
 @pytest.mark.parametrize("pruner", ["hyperband", "successive_halving", "median", "none"])
 def test_every_sampler_and_pruner_runs_a_study(make_space, storage, sampler, pruner) -> None:
-    space = make_space(LR_MU, tuner=f"{{sampler: {sampler}, pruner: {pruner}, trials: 3, seed: 0}}")
+    space = make_space(
+        LR_MU, tuner=f"{{sampler: {sampler}, pruner: {pruner}, trials: 3, seed: 0, promote: 0}}"
+    )
     study = tune(space, storage=storage, study="s", log=lambda _: None)
     assert len(study.trials) == 3
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
@@ -270,24 +280,45 @@ def test_grid_sampler_enumerates_the_grid(make_space, storage) -> None:
     space = make_space(
         "  client.lr: {type: categorical, choices: [0.01, 0.1]}\n"
         "  client.local_epochs: {type: int, low: 1, high: 2}\n",
-        tuner="{sampler: grid, pruner: none, seed: 0}",
+        tuner="{sampler: grid, pruner: none, seed: 0, promote: 0}",
     )
     study = tune(space, storage=storage, study="g", log=lambda _: None)
     points = {(t.params["client.lr"], t.params["client.local_epochs"]) for t in study.trials}
     assert points == {(0.01, 1), (0.01, 2), (0.1, 1), (0.1, 2)}
 
 
-@pytest.mark.parametrize(("metric", "test_rounds"), [("val_loss", [6]), ("test_loss", [2, 4, 6])])
+@pytest.mark.parametrize(
+    ("metric", "test_rounds"), [("val_loss", [6]), ("test_loss", [1, 2, 3, 4, 5, 6])]
+)
 def test_test_set_is_scored_only_when_the_objective_needs_it(
     make_space, storage, metric, test_rounds
 ) -> None:
     space = make_space(
-        LR_MU, objective=f"{{metric: {metric}}}", fidelity="{rounds: 6, eval_every: 2}"
+        LR_MU, objective=f"{{metric: {metric}}}", fidelity="{rounds: 6, report_every: 2}"
     )
     study = tune(space, storage=storage, study="t", trials=1, log=lambda _: None)
     (trial,) = study.trials
     curves = trial.user_attrs[rec.CURVES]
     scored = [r for r, v in zip(curves["round"], curves["test_accuracy"], strict=True) if v]
     assert scored == test_rounds
-    assert sorted(trial.intermediate_values) == [2, 4, 6]  # pruning still sees every 2 rounds
-    assert trial.user_attrs[rec.FIDELITY]["eval_every"] == 2
+    # the test set on the base config's eval_every (1) only when the objective needs it;
+    # the pruner sees validation every report_every rounds either way
+    assert sorted(trial.intermediate_values) == [2, 4, 6]
+    assert trial.user_attrs[rec.FIDELITY]["report_every"] == 2
+    assert trial.user_attrs[rec.CONFIG]["federation"]["eval_every"] == (1 if scored != [6] else 6)
+
+
+def test_tuning_the_cohort_share_exports_a_runnable_config(make_space, storage) -> None:
+    # the base sets clients_per_round; a trial's client_fraction must replace it everywhere:
+    # in the trial, in promotion and in `fedhpo best` (one merge rule: RunConfig.with_values)
+    space = make_space(
+        "  federation.client_fraction: {type: float, low: 0.2, high: 0.6}\n",
+        tuner="{sampler: random, pruner: none, trials: 2, promote: 1}",
+    )
+    study = tune(space, storage=storage, study="cf", log=lambda _: None)
+    config = best_config(study)
+    assert config.federation.clients_per_round is None
+    assert (
+        config.federation.client_fraction == best_trial(study).params["federation.client_fraction"]
+    )
+    assert rec.promotions(study)

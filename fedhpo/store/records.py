@@ -1,4 +1,9 @@
-"""The names and shapes of what fedhpo keeps on Optuna trials and studies (user attributes)."""
+"""Trial records: the names and shapes of what fedhpo keeps on Optuna trials and studies.
+
+The public contract between the layer that writes a study (``fedhpo.tune``) and the ones
+that read it (``fedhpo.store``'s leaderboard and export, ``fedhpo.report``): every user
+attribute fedhpo sets is named here, with the helpers that read them back.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,8 @@ STATUS_REASON = "status_reason"  # why it ended: completed / pruned at round r /
 FINAL_METRICS = "final_metrics"  # {metric: value} at the end of the trial's run
 CLIENT_ACCURACIES = "client_accuracies"
 ORIGIN = "origin"  # "base config" on the trial that runs the base config's own values
+STEPS = "steps"  # client local SGD steps the trial's run took (its compute)
+CALIBRATION = "calibration"  # True on trials enqueued to calibrate the fidelity (never pruned)
 
 # Study user attributes.
 VERSION = "fedhpo_version"
@@ -26,6 +33,8 @@ SPACE_TEXT = "space_text"
 BASE_CONFIG = "base_config"  # the full-fidelity base run config (dict)
 OBJECTIVES = "objectives"  # [{"metric": ..., "direction": ...}]
 PROMOTIONS = "promotions"  # {"<trial number>": {"seeds": [...], "values": [...], ...}}
+FIDELITY_CHECK = "fidelity_check"  # the calibration: rank correlation per rung, the choice
+COMPUTE = "compute"  # {"full_run_steps": ..., "spent_steps": ...} of the last tune session
 
 CURVE_KEYS = ("train_loss", "val_loss", "val_accuracy")
 
@@ -55,3 +64,14 @@ def objectives(study: optuna.Study) -> list[dict[str, str]]:
 def promotions(study: optuna.Study) -> dict[int, dict[str, Any]]:
     """Full-fidelity re-runs of the top trials, keyed by trial number."""
     return {int(k): v for k, v in (study.user_attrs.get(PROMOTIONS) or {}).items()}
+
+
+def fidelity_check(study: optuna.Study) -> dict[str, Any] | None:
+    """The study's fidelity calibration (see ``fedhpo.tune``), if it ran."""
+    value = study.user_attrs.get(FIDELITY_CHECK)
+    return dict(value) if value else None
+
+
+def trial_steps(trial: optuna.trial.FrozenTrial) -> int:
+    """Client local steps a trial's run took (0 if it recorded none)."""
+    return int(trial.user_attrs.get(STEPS) or 0)

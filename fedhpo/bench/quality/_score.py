@@ -1,0 +1,75 @@
+"""Regret arithmetic and the summary table of the quality benchmark (pure functions)."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fedhpo.bench.quality._problems import Problem
+from fedhpo.bench.quality._strategies import Outcome
+from fedhpo.bench.quality._truth import Table
+
+
+def grid_best(table: Table, problem: Problem) -> tuple[dict[str, Any], float]:
+    """The grid's best point and its ground truth (maximizing the table's metric)."""
+    scored = [(table.truth(p, problem.truth_seeds), i) for i, p in enumerate(table.points)]
+    value, index = max(scored)
+    return table.points[index], value
+
+
+def grid_full_runs(table: Table, problem: Problem, full_steps: int) -> float:
+    """The grid's compute (every point at every ground-truth seed) in full-run equivalents."""
+    steps = sum(sum(table.run(p, s)["steps"]) for p in table.points for s in problem.truth_seeds)
+    return steps / full_steps
+
+
+def regret(best: float, outcome: Outcome) -> float:
+    """How far the recommended config's ground truth falls short of the grid's best."""
+    return best - outcome.truth
+
+
+@dataclass(frozen=True)
+class Row:
+    """One (problem, strategy) line of the summary."""
+
+    problem: str
+    strategy: str
+    seeds: int
+    mean_regret: float
+    worst_regret: float
+    mean_full_runs: float
+    grid_share: float
+    """Mean compute as a share of the grid's compute."""
+    wins: int
+    """Tuner seeds on which the strategy's regret is below random_full's (same seed)."""
+    ties: int
+
+
+def summarize(
+    problem: str,
+    best: float,
+    grid_runs: float,
+    outcomes: Sequence[Outcome],
+    baseline: Sequence[Outcome],
+) -> Row:
+    """The row of one strategy's ``outcomes`` against ``baseline`` (random_full, by seed)."""
+    regrets = [regret(best, o) for o in outcomes]
+    by_seed = {o.seed: regret(best, o) for o in baseline}
+    wins = sum(1 for o, r in zip(outcomes, regrets, strict=True) if r < by_seed[o.seed] - 1e-12)
+    ties = sum(
+        1 for o, r in zip(outcomes, regrets, strict=True) if abs(r - by_seed[o.seed]) <= 1e-12
+    )
+    compute = statistics.fmean(o.full_runs for o in outcomes)
+    return Row(
+        problem,
+        outcomes[0].strategy,
+        len(outcomes),
+        statistics.fmean(regrets),
+        max(regrets),
+        compute,
+        compute / grid_runs if grid_runs else 0.0,
+        wins,
+        ties,
+    )

@@ -1,0 +1,137 @@
+"""Promotion: re-run the top trials at full fidelity with more seeds, then rank by the mean.
+
+A trial that already ran at full fidelity with the base seed counts as that seed's run
+(same config, same seed: the same run), so only the other seeds are re-run.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import multiprocessing as mp
+import statistics
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import optuna
+import torch
+from optuna.trial import FrozenTrial, TrialState
+
+from fedhpo.errors import StudyError
+from fedhpo.space import SearchSpace
+from fedhpo.store import leaderboard, open_storage
+from fedhpo.store import records as rec
+from fedhpo.tune._fidelity import full_config
+from fedhpo.tune._objective import Simulate, simulate
+from fedhpo.tune._runner import TuneOptions
+
+#: One full run's (objective value, test accuracy, client steps).
+Run = tuple[float, float, int]
+
+
+def _full_run(space: SearchSpace, params: dict[str, Any], seed: int, run: Simulate) -> Run:
+    """One full-fidelity run; the value is nan if it did not complete."""
+    torch.set_num_threads(1)
+    result = run(full_config(space.base, params, seed), ())
+    value = result.metric(space.objectives[0].metric)
+    done = result.status == "completed"
+    return (value if done else math.nan), result.test_accuracy, result.steps
+
+
+def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+    """A run config without its test-set period (which does not change the run)."""
+    out = copy.deepcopy(rec.clean(config))
+    out["federation"].pop("eval_every", None)
+    return dict(out)
+
+
+def _own_run(space: SearchSpace, trial: FrozenTrial) -> Run | None:
+    """The trial's own run, if it was the full-fidelity run at the base seed."""
+    ran = trial.user_attrs.get(rec.CONFIG)
+    if ran is None or trial.value is None:
+        return None
+    full = full_config(space.base, trial.params, space.base.seed).to_dict()
+    if _comparable(ran) != _comparable(full):
+        return None
+    test = (trial.user_attrs.get(rec.FINAL_METRICS) or {}).get("test_accuracy")
+    return float(trial.value), math.nan if test is None else float(test), 0
+
+
+def _summary(seeds: list[int], runs: list[Run]) -> dict[str, Any]:
+    values = [v for v, _, _ in runs]
+    finite = [v for v in values if math.isfinite(v)]
+    return {
+        "seeds": seeds,
+        "values": values,
+        "test_accuracy": [t for _, t, _ in runs],
+        "steps": sum(s for _, _, s in runs),
+        "mean": statistics.fmean(finite) if finite else None,
+        "std": statistics.stdev(finite) if len(finite) > 1 else 0.0,
+    }
+
+
+def promote(
+    space: SearchSpace,
+    opts: TuneOptions,
+    log: Callable[[str], None] = print,
+    run: Simulate = simulate,
+) -> dict[int, dict[str, Any]]:
+    """Re-run the top ``opts.promote`` trials (and the base-config trial) at full fidelity
+    with ``opts.seeds`` seeds each, the (config, seed) runs spread over ``opts.jobs``
+    processes.
+
+    The results go to the study's ``promotions`` attribute; the leaderboard then ranks by
+    their mean, since a single run's score is noisy (and a short run's is biased).
+    """
+    if space.is_multi_objective:
+        raise StudyError("promotion needs a single objective", key="--promote")
+    study = optuna.load_study(study_name=opts.study, storage=open_storage(opts.storage))
+    board = leaderboard(study)
+    if board.empty:
+        return {}
+    top = [int(n) for n in board["trial"].head(opts.promote)]
+    trials = {t.number: t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
+    # The base config is re-run too, so the winner is compared with where the search started.
+    top += [n for n, t in trials.items() if t.user_attrs.get(rec.ORIGIN) and n not in top]
+    seeds = [space.base.seed + i for i in range(opts.seeds)]
+    runs: dict[tuple[int, int], Run] = {}
+    for n in top:
+        own = _own_run(space, trials[n])
+        if own is not None:
+            runs[(n, space.base.seed)] = own
+    jobs = [(n, seed) for n in top for seed in seeds if (n, seed) not in runs]
+    runs.update(_run_all(space, trials, jobs, opts.jobs, run))
+    results = {n: _summary(seeds, [runs[(n, s)] for s in seeds]) for n in top}
+    for n in top:
+        log(_promotion_line(n, trials[n], results[n]))
+    for n, r in results.items():
+        r["low_fidelity"] = trials[n].value
+    merged = {str(k): v for k, v in rec.promotions(study).items()}
+    merged.update({str(k): rec.clean(v) for k, v in results.items()})
+    study.set_user_attr(rec.PROMOTIONS, merged)
+    return results
+
+
+def _run_all(
+    space: SearchSpace,
+    trials: dict[int, FrozenTrial],
+    jobs: list[tuple[int, int]],
+    workers: int,
+    run: Simulate,
+) -> dict[tuple[int, int], Run]:
+    if workers > 1 and len(jobs) > 1 and run is simulate:
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            futures = {
+                j: pool.submit(_full_run, space, trials[j[0]].params, j[1], run) for j in jobs
+            }
+            return {j: f.result() for j, f in futures.items()}
+    return {j: _full_run(space, trials[j[0]].params, j[1], run) for j in jobs}
+
+
+def _promotion_line(number: int, trial: FrozenTrial, r: dict[str, Any]) -> str:
+    mean = "nan" if r["mean"] is None else f"{r['mean']:.4f}"
+    return (
+        f"promoted trial {number}: trial value {trial.value:.4f} -> full fidelity "
+        f"{mean} ± {r['std']:.4f} over {len(r['seeds'])} seeds"
+    )
