@@ -124,3 +124,27 @@ def test_work_is_validated() -> None:
         work(model, {"lr": cycled((0.1, -1.0))})
     with pytest.raises(ValueError, match="budgets"):
         work(model, budgets=np.full(len(COHORT), -1))
+
+
+def test_stacked_starts_each_client_its_own_run() -> None:
+    model = MODELS["mlp"]
+    k = len(COHORT)
+    g = torch.Generator().manual_seed(5)
+    starts = {
+        n: p + 0.1 * torch.randn((k, *p.shape), generator=g) for n, p in params_of(model).items()
+    }
+    lrs = cycled((0.1, 1e30, 0.05))  # some 1e30 clients diverge; no other may stop for them
+    hp = ClientConfig(lr=0.1, batch_size=4, momentum=0.5, local_epochs=3)
+    w = Work(COHORT, starts, hp, 7, np.full(k, 3), 0, None, {"lr": lrs}, stacked=True)
+    ref = train_work(REFERENCE, model, DATA, w)
+    got = train_work(FAST, model, DATA, w)
+    ok = np.array(lrs) != 1e30
+    assert not ref.finite.all() and not got.finite.all()
+    assert got.finite[ok].all() and ref.finite[ok].all()
+    for key in ref.deltas:
+        torch.testing.assert_close(got.deltas[key][ok], ref.deltas[key][ok], rtol=0, atol=1e-5)
+    # each row started from its own parameters: row 0 equals an unstacked work from them
+    one = Work(COHORT[:1], {n: s[0] for n, s in starts.items()}, hp, 7, np.full(1, 3))
+    alone = train_work(REFERENCE, model, DATA, one)
+    for key in ref.deltas:
+        assert torch.equal(alone.deltas[key][0], ref.deltas[key][0])
