@@ -181,6 +181,9 @@ class FederationConfig:
     """Client weights in the mean update: training rows, or one each."""
     time_budget: float | None = None
     """Stop after the first server update at or past this many simulated seconds."""
+    target_accuracy: float | None = None
+    """Stop after the first server update whose validation accuracy reaches this; its
+    simulated time is the run's ``time_to_accuracy``."""
 
     def __post_init__(self) -> None:
         _check(self.rounds >= 1, "rounds", f"must be >= 1, got {self.rounds}")
@@ -207,6 +210,9 @@ class FederationConfig:
             value = getattr(self, key)
             if value is not None:
                 _check(value > 0 and math.isfinite(value), key, f"must be > 0, got {value}")
+        target = self.target_accuracy
+        if target is not None:
+            _check(0 < target <= 1, "target_accuracy", f"must be in (0, 1], got {target}")
         over = self.over_selection
         _check(over >= 0 and math.isfinite(over), "over_selection", f"must be >= 0, got {over}")
         if self.mode == "async":

@@ -70,6 +70,7 @@ class Run:
         self.batches = self.seq = 0
         self.dropped = self.cut_count = self.up = self.down = self.steps = 0
         self.records: list[RoundRecord] = []
+        self.time_to_accuracy = math.nan
         self.status: Status = "completed"
         self.reason = f"ran all {config.federation.rounds} rounds"
 
@@ -218,6 +219,10 @@ class Run:
             self._stop("diverged", f"diverged: non-finite validation loss in round {r}")
         metrics = {k: v for k, v in record.__dict__.items() if v is not None}
         stop = any([bool(cb(r, metrics)) for cb in self.callbacks])
+        target = fed.target_accuracy
+        if target is not None and val.count and val.accuracy >= target:
+            self.time_to_accuracy = self.t
+            self._stop("completed", f"reached validation accuracy {target:g} in round {r}")
         if r == fed.rounds:
             raise StopRun
         if fed.time_budget is not None and self.t >= fed.time_budget:

@@ -125,6 +125,7 @@ def _finish(run: Run) -> SimulationResult:
         run.reason,
         run.start,
         tuple(run.log or ()),
+        run.time_to_accuracy,
     )
 
 
@@ -139,6 +140,7 @@ def finish_run(
     reason: str,
     start: float,
     events: tuple[Event, ...] = (),
+    time_to_accuracy: float = math.nan,
 ) -> SimulationResult:
     """The result of a run: final test metrics and per-client accuracies of the last good
     parameters (none if they are not finite; no per-client ones after Ctrl-C)."""
@@ -160,4 +162,5 @@ def finish_run(
         wall_seconds=time.perf_counter() - start,
         params=params,
         events=events,
+        time_to_accuracy=time_to_accuracy,
     )

@@ -64,6 +64,8 @@ class SimulationResult:
     params: dict[str, torch.Tensor] = field(repr=False, compare=False)
     events: tuple[Event, ...] = field(default=(), repr=False, compare=False)
     """The timestamped event log, when the run was asked to record it."""
+    time_to_accuracy: float = math.nan
+    """Simulated seconds to ``federation.target_accuracy`` (nan if not set or not reached)."""
 
     @property
     def last(self) -> RoundRecord | None:
@@ -105,6 +107,7 @@ class SimulationResult:
             "bytes_sent": float(self.bytes_sent),
             "wall_seconds": self.wall_seconds,
             "sim_seconds": self.sim_seconds,
+            "time_to_accuracy": self.time_to_accuracy,
             "val_accuracy": last.val_accuracy if last else math.nan,
             "val_loss": last.val_loss if last else math.nan,
             "train_loss": last.train_loss if last else math.nan,

@@ -3,6 +3,8 @@ staleness; deadlines, partial work, over-selection, dropout; FedBuff in lock ste
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -191,3 +193,16 @@ def test_heterogeneous_runs_are_deterministic(mode: str) -> None:
     assert all(torch.equal(a.params[k], b.params[k]) for k in a.params)
     c = run_simulation(config.with_values({"seed": 1}), record_events=True)
     assert c.events != a.events
+
+
+def test_target_accuracy_ends_the_run_and_times_it() -> None:
+    config = config_from_dict(HETERO).with_values({"federation.rounds": 30})
+    full = run_simulation(config)
+    target = full.rounds[5].val_accuracy
+    first = next(r for r in full.rounds if r.val_accuracy >= target)
+    hit = run_simulation(config.with_values({"federation.target_accuracy": target}))
+    assert hit.status == "completed" and "reached validation accuracy" in hit.reason
+    assert len(hit.rounds) == first.round
+    assert hit.time_to_accuracy == first.sim_seconds == hit.metric("time_to_accuracy")
+    assert math.isnan(full.time_to_accuracy)
+    assert hit.metric("sim_seconds") == hit.rounds[-1].sim_seconds
