@@ -16,19 +16,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The demo: tune client lr and FedProx mu on Synthetic(1,1) with low-fidelity trials (20 of
-# 200 rounds; trial 0 is the base config) in two processes, re-run the top 2 and the base
-# config at full fidelity with 2 seeds each (short runs favour aggressive learning rates),
-# export the winner, run it, report.
-# Running it again resumes the same study (sqlite:///fedhpo.db) with more trials.
-DEMO_TRIALS ?= 30
+# The demo: tune client lr and FedProx mu on Synthetic(1,1) with fedhpo's default search
+# (searchspaces/lr_mu.yaml has no fidelity or tuner section) in two processes, export the
+# winner, run it at full fidelity, report. Running it again resumes the same study
+# (sqlite:///fedhpo.db) and spends another budget.
 DEMO_JOBS ?= 2
-DEMO_PROMOTE ?= 2
-DEMO_SEEDS ?= 2
 
 demo: $(STAMP)
-	$(BIN)/fedhpo tune --space searchspaces/lr_mu.yaml --trials $(DEMO_TRIALS) --jobs $(DEMO_JOBS) \
-		--promote $(DEMO_PROMOTE) --seeds $(DEMO_SEEDS)
+	$(BIN)/fedhpo tune --space searchspaces/lr_mu.yaml --jobs $(DEMO_JOBS)
 	$(BIN)/fedhpo leaderboard lr_mu --top 10
 	$(BIN)/fedhpo best lr_mu --out configs/best_lr_mu.yaml
 	$(BIN)/fedhpo run configs/best_lr_mu.yaml --out runs/best_lr_mu

@@ -158,12 +158,12 @@ def _tune(args: argparse.Namespace, log: Any) -> int:
 
 
 def _quality(args: argparse.Namespace, log: Any) -> int:
-    from fedhpo.bench.quality import PROBLEMS, STRATEGIES, run_quality
+    from fedhpo.bench.quality import PROBLEMS, STRATEGIES, VARIANTS, run_quality
     from fedhpo.report import write_quality
 
     for kind, given, known in (
         ("problem", args.problems, PROBLEMS),
-        ("strategy", args.strategies, STRATEGIES),
+        ("strategy", args.strategies, {**STRATEGIES, **VARIANTS}),
     ):
         unknown = [g for g in given or [] if g not in known]
         if unknown:

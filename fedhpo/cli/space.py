@@ -29,9 +29,14 @@ def main(args: argparse.Namespace) -> int:
         return 0
     objectives = ", ".join(f"{o.metric} ({o.direction})" for o in space.objectives)
     console.print(f"[bold]{args.file}[/bold]: valid ({space.format} format)")
+    t = space.tuner
+    spend = [
+        f"{t.trials} trials" if t.trials else "",
+        f"budget {t.budget:g} full runs" if t.budget else "",
+    ]
     console.print(
-        f"objective: {objectives}; sampler {space.tuner.sampler}, "
-        f"pruner {space.tuner.pruner}, {space.tuner.trials} trials"
+        f"objective: {objectives}; sampler {t.sampler}, pruner {t.pruner}, "
+        f"{', '.join(s for s in spend if s)}; promote top {t.promote} with {t.seeds} seeds"
     )
     print_frame(frame, "table", title=f"{len(frame)} parameters")
     return 0

@@ -116,7 +116,11 @@ def tune(
         opts, limit_steps=limit, min_rounds=None if check is None else check["chosen"]
     )
     if opts.trials is not None:
-        done = sum(1 for t in handle.get_trials(deepcopy=False) if t.number not in before)
+        done = sum(
+            1
+            for t in handle.get_trials(deepcopy=False)
+            if t.number not in before and t.state.is_finished()
+        )
         opts = dataclasses.replace(opts, trials=max(0, opts.trials - done))
     if (opts.trials is None or opts.trials > 0) and (limit is None or limit > 0):
         run_trials(space, opts, progress, run, before)

@@ -18,6 +18,7 @@ from fedhpo.config import RunConfig
 from fedhpo.errors import SearchSpaceError
 from fedhpo.metrics import TEST_METRICS
 from fedhpo.space import PRUNERS, SearchSpace
+from fedhpo.tune._halving import CurveHalving
 
 #: Rungs grow by this factor (successive halving and Hyperband).
 REDUCTION = 3
@@ -87,9 +88,7 @@ def make_pruner(sched: Schedule) -> optuna.pruners.BasePruner:
     """The pruner over rounds: steps are round numbers, reported every ``report_every``."""
     name, first, every = sched.pruner, sched.min_rounds, sched.report_every
     if name == "successive_halving":
-        return optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=first, reduction_factor=REDUCTION
-        )
+        return CurveHalving(first, sched.rounds, REDUCTION)
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(
             min_resource=first, max_resource=sched.rounds, reduction_factor=REDUCTION

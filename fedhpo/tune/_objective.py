@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -49,12 +50,22 @@ class PruningCallback:
     """Reports the objective metric to the pruner every ``report_every`` rounds (and at the
     last round) and asks whether to stop: the only bridge between the engine and Optuna."""
 
-    def __init__(self, trial: optuna.Trial, metric: str, sched: Schedule, enabled: bool) -> None:
+    def __init__(
+        self,
+        trial: optuna.Trial,
+        metric: str,
+        sched: Schedule,
+        enabled: bool,
+        may_stop: bool = True,
+    ) -> None:
         self.trial = trial
         self.metric = metric
         self.every = sched.report_every
         self.last = sched.rounds
         self.enabled = enabled and metric in ROUND_METRICS
+        self.may_stop = may_stop
+        """False: report and let the pruner rank the trial, but never stop it (calibration
+        runs: they set the bar at each rung for the trials after them)."""
         self.pruned_at: int | None = None
 
     def __call__(self, round_: int, metrics: Mapping[str, float]) -> bool:
@@ -64,7 +75,7 @@ class PruningCallback:
         if value is None or not math.isfinite(value):
             return False
         self.trial.report(float(value), step=round_)
-        if self.trial.should_prune():
+        if self.trial.should_prune() and self.may_stop:
             self.pruned_at = round_
             return True
         return False
@@ -113,10 +124,10 @@ class Objective:
         sched = self.schedule
         calibrating = bool(trial.user_attrs.get(rec.CALIBRATION))
         if calibrating:
-            sched = Schedule(sched.full_rounds, sched.full_rounds, sched.full_rounds, 1, "none")
+            sched = dataclasses.replace(sched, rounds=sched.full_rounds)
         config = trial_config(self.space, params, sched)
-        enabled = not self.space.is_multi_objective and not calibrating
-        prune = PruningCallback(trial, self.metrics[0], sched, enabled)
+        enabled = not self.space.is_multi_objective
+        prune = PruningCallback(trial, self.metrics[0], sched, enabled, not calibrating)
         trial.set_user_attr(rec.CONFIG, rec.clean(config.to_dict()))
         trial.set_user_attr(rec.FIDELITY, rec.clean(_fidelity_dict(config, sched)))
         result = self.run(config, [prune])

@@ -18,12 +18,14 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
+from fedhpo.config import RunConfig
 from fedhpo.errors import StudyError
+from fedhpo.sim.batch import batch_key, run_batch
 from fedhpo.space import SearchSpace
 from fedhpo.store import leaderboard, open_storage
 from fedhpo.store import records as rec
 from fedhpo.tune._fidelity import full_config
-from fedhpo.tune._objective import Simulate, simulate
+from fedhpo.tune._objective import Simulate, cached_dataset, simulate
 from fedhpo.tune._runner import TuneOptions
 
 #: One full run's (objective value, test accuracy, client steps).
@@ -113,6 +115,16 @@ def promote(
     return results
 
 
+def _batched(metric: str, configs: list[RunConfig]) -> list[Run]:
+    """Full runs of ``configs`` in as few vectorized passes as they allow (a worker)."""
+    torch.set_num_threads(1)
+    results = run_batch(configs, cached_dataset(configs[0].data))
+    return [
+        (r.metric(metric) if r.status == "completed" else math.nan, r.test_accuracy, r.steps)
+        for r in results
+    ]
+
+
 def _run_all(
     space: SearchSpace,
     trials: dict[int, FrozenTrial],
@@ -120,13 +132,28 @@ def _run_all(
     workers: int,
     run: Simulate,
 ) -> dict[tuple[int, int], Run]:
-    if workers > 1 and len(jobs) > 1 and run is simulate:
+    """The (trial, seed) runs; with the real simulator, configs sharing a seed and a batch
+    schedule train together (:func:`~fedhpo.sim.batch.run_batch`), split over ``workers``."""
+    if run is not simulate:
+        return {j: _full_run(space, trials[j[0]].params, j[1], run) for j in jobs}
+    metric = space.objectives[0].metric
+    groups: dict[str, list[tuple[int, int]]] = {}
+    for j in jobs:
+        groups.setdefault(batch_key(full_config(space.base, trials[j[0]].params, j[1])), []).append(
+            j
+        )
+    parts = [g[i::workers] for g in groups.values() for i in range(min(workers, len(g)))]
+    configs = [[full_config(space.base, trials[n].params, s) for n, s in part] for part in parts]
+    if workers > 1 and len(parts) > 1:
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-            futures = {
-                j: pool.submit(_full_run, space, trials[j[0]].params, j[1], run) for j in jobs
-            }
-            return {j: f.result() for j, f in futures.items()}
-    return {j: _full_run(space, trials[j[0]].params, j[1], run) for j in jobs}
+            done = list(pool.map(_batched, [metric] * len(parts), configs))
+    else:
+        done = [_batched(metric, c) for c in configs]
+    return {
+        j: r
+        for part, runs in zip(parts, done, strict=True)
+        for j, r in zip(part, runs, strict=True)
+    }
 
 
 def _promotion_line(number: int, trial: FrozenTrial, r: dict[str, Any]) -> str:

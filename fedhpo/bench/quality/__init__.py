@@ -16,12 +16,13 @@ from typing import Any
 from fedhpo.bench.quality._problems import PROBLEMS, Problem, point_key
 from fedhpo.bench.quality._replay import Replay
 from fedhpo.bench.quality._score import Row, grid_best, grid_full_runs, regret, summarize
-from fedhpo.bench.quality._strategies import STRATEGIES, Outcome, run_strategy
+from fedhpo.bench.quality._strategies import STRATEGIES, VARIANTS, Outcome, run_strategy
 from fedhpo.bench.quality._truth import Table, cache_path, compute_table, load_or_compute
 
 __all__ = [
     "PROBLEMS",
     "STRATEGIES",
+    "VARIANTS",
     "Outcome",
     "Problem",
     "QualityReport",

@@ -59,6 +59,15 @@ def _tpe_full(space: SearchSpace) -> SearchSpace:
 
 STRATEGIES["base"] = None
 
+#: Variants of the default, for choosing it (run them with ``--strategies``).
+VARIANTS: dict[str, Callable[[SearchSpace], SearchSpace]] = {
+    "default_no_check": lambda s: _tuner(s, calibrate=False),
+    "default_no_promote": lambda s: _tuner(s, promote=0),
+    "default_promote_1": lambda s: _tuner(s, promote=1),
+    "default_hyperband": lambda s: _tuner(s, pruner="hyperband"),
+    "default_no_check_promote_1": lambda s: _tuner(s, calibrate=False, promote=1),
+}
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -79,10 +88,11 @@ def run_strategy(
     name: str, problem: Problem, table: Table, seed: int, space: SearchSpace | None = None
 ) -> Outcome:
     """Run strategy ``name`` with tuner seed ``seed`` on replayed trials."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = space or problem.space()
     replay = Replay(table, space)
     full_steps = sum(table.run(replay.point_of(space.base), space.base.seed)["steps"])
-    make = STRATEGIES[name]
+    make = STRATEGIES[name] if name in STRATEGIES else VARIANTS[name]
     if make is None:
         point = replay.point_of(space.base)
         truth = table.truth(point, problem.truth_seeds)
