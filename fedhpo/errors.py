@@ -2,6 +2,20 @@
 
 from __future__ import annotations
 
+import unicodedata
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other control characters escaped (``\\n``, ``\\x85``)."""
+    if text.isprintable():
+        return text
+    return "".join(
+        c
+        if c.isprintable() or c == " " or unicodedata.category(c) not in ("Cc", "Zl", "Zp")
+        else c.encode("unicode_escape").decode("ascii")
+        for c in text
+    )
+
 
 class FedhpoError(Exception):
     """Base class: a problem the user can fix (bad config, space file, data path, study name).
@@ -43,7 +57,7 @@ class FedhpoError(Exception):
             where = self.source if self.line is None else f"{self.source}:{self.line}"
             where += ": "
         key = f"`{self.key}`: " if self.key else ""
-        return f"{where}{key}{self.message}"
+        return one_line(f"{where}{key}{self.message}")
 
 
 class ConfigError(FedhpoError):

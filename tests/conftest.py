@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import settings
 
 from tests.helpers import BASE
 
 # Small models on CPU: one thread is several times faster than many (DEVELOPERS.md).
 torch.set_num_threads(1)
+
+# Property tests draw the same examples on every run (no example database): CI is
+# deterministic. HYPOTHESIS_PROFILE=explore draws fresh random examples instead.
+settings.register_profile("deterministic", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 
 @pytest.fixture

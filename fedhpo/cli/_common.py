@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Mapping
 
@@ -35,12 +36,18 @@ def add_plugin_arg(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="MODULE",
-        help="import MODULE first, to register your own datasets/models (repeatable)",
+        help="import MODULE first, to register your own datasets, models or server "
+        "optimizers (repeatable); nothing else is ever imported",
     )
 
 
 def load_args_plugins(args: argparse.Namespace) -> None:
     load_plugins(getattr(args, "plugins", []))
+
+
+def plugin_flags(args: argparse.Namespace) -> str:
+    """`` --plugin A --plugin B`` as given, for the next commands a command suggests."""
+    return "".join(f" --plugin {shlex.quote(name)}" for name in getattr(args, "plugins", []))
 
 
 class RoundProgress:

@@ -7,7 +7,7 @@ import argparse
 import optuna
 
 from fedhpo.errors import StudyError
-from fedhpo.store import DEFAULT_STORAGE, open_storage
+from fedhpo.store import DEFAULT_STORAGE, mask_url, open_storage
 
 
 def add_storage_arg(parser: argparse.ArgumentParser) -> None:
@@ -25,5 +25,7 @@ def load_study(name: str, storage_url: str) -> optuna.Study:
     names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
     if name not in names:
         known = ", ".join(names) if names else "none yet; run `fedhpo tune` first"
-        raise StudyError(f"no study {name!r} in {storage_url}; studies: {known}", key="STUDY")
+        raise StudyError(
+            f"no study {name!r} in {mask_url(storage_url)}; studies: {known}", key="STUDY"
+        )
     return optuna.load_study(study_name=name, storage=storage)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import shlex
+import warnings
 
-from fedhpo.cli._common import console
+from fedhpo.cli._common import add_plugin_arg, console, load_args_plugins, plugin_flags
 from fedhpo.cli._study_args import add_storage_arg, load_study
-from fedhpo.config import dump_config
+from fedhpo.config import RunConfig, dump_config
+from fedhpo.errors import ConfigError
+from fedhpo.sim.names import check_names
 from fedhpo.store import best_config, export_best
 
 
@@ -16,14 +20,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="FILE", help="write the YAML here (default: print it)")
     p.add_argument("--trial", type=int, metavar="N", help="export trial N instead of the best")
     add_storage_arg(p)
+    add_plugin_arg(p)
     p.set_defaults(func=main)
 
 
+def _note_unregistered(config: RunConfig) -> None:
+    """The file is written either way; say what ``fedhpo run`` will need."""
+    try:
+        check_names(config)
+    except ConfigError as exc:
+        warnings.warn(f"`{exc.key}`: {exc.message}; `fedhpo run` will need it", stacklevel=2)
+
+
 def main(args: argparse.Namespace) -> int:
+    load_args_plugins(args)
     study = load_study(args.study, args.storage)
     if args.out is None:
-        print(dump_config(best_config(study, args.trial)), end="")
+        config = best_config(study, args.trial)
+        print(dump_config(config), end="")
+        _note_unregistered(config)
         return 0
-    export_best(study, args.out, args.trial)
-    console.print(f"wrote {args.out}; run it with: fedhpo run {args.out}")
+    _note_unregistered(export_best(study, args.out, args.trial))
+    out = shlex.quote(args.out)
+    console.print(f"wrote {out}; run it with: fedhpo run {out}{plugin_flags(args)}", markup=False)
     return 0

@@ -6,9 +6,10 @@ import argparse
 
 import pandas as pd
 
-from fedhpo.cli._common import console
+from fedhpo.cli._common import add_plugin_arg, console, load_args_plugins
 from fedhpo.cli._format import add_format_arg, print_frame
 from fedhpo.space import describe, load_space
+from fedhpo.tune import check_runnable
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -18,11 +19,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     check.add_argument("file", metavar="FILE")
     check.add_argument("--base", metavar="CONFIG", help="base run config (overrides the file's)")
     add_format_arg(check)
+    add_plugin_arg(check)
     check.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
+    load_args_plugins(args)
     space = load_space(args.file, base=args.base)
+    check_runnable(space)  # registry names (dataset, model, server optimizer), validation data
     frame = pd.DataFrame(describe(space))
     if args.format != "table":
         print_frame(frame, args.format)

@@ -7,7 +7,7 @@ import argparse
 from fedhpo.cli._common import console
 from fedhpo.cli._format import add_format_arg, print_frame
 from fedhpo.cli._study_args import add_storage_arg
-from fedhpo.store import open_storage, study_summaries
+from fedhpo.store import mask_url, open_storage, study_summaries
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     frame = study_summaries(open_storage(args.storage))
     if frame.empty and args.format == "table":
-        console.print(f"no studies in {args.storage}")
+        console.print(f"no studies in {mask_url(args.storage)}")
         return 0
     print_frame(frame, args.format)
     return 0

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import shlex
 from pathlib import Path
 
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from fedhpo.cli._common import add_config_args, console, load_args_plugins
+from fedhpo.cli._common import add_config_args, console, load_args_plugins, plugin_flags
 from fedhpo.cli._format import print_frame
 from fedhpo.cli._study_args import add_storage_arg
 from fedhpo.config import parse_override
+from fedhpo.report import safe_folder_name
 from fedhpo.space import load_space
-from fedhpo.store import leaderboard, other_trials, records
+from fedhpo.store import DEFAULT_STORAGE, leaderboard, mask_url, other_trials, records
 from fedhpo.tune import tune
 
 
@@ -54,7 +57,8 @@ def main(args: argparse.Namespace) -> int:
     study_name = args.study or Path(space.source).stem
     plan = [f"{trials} trials" if trials else "", f"budget {budget:g} full runs" if budget else ""]
     console.print(
-        f"study [bold]{study_name}[/bold] in {args.storage}: {', '.join(p for p in plan if p)}, "
+        f"study [bold]{escape(study_name)}[/bold] in {escape(mask_url(args.storage))}: "
+        f"{', '.join(p for p in plan if p)}, "
         f"{args.jobs} job(s), sampler {space.tuner.sampler}, pruner {space.tuner.pruner}"
     )
     with _TrialBar(trials or 0) as bar:
@@ -83,15 +87,25 @@ def main(args: argparse.Namespace) -> int:
     )
     if not board.empty:
         print_frame(board, "table", title=f"Top of {study_name}")
-    s = "" if args.storage == "sqlite:///fedhpo.db" else f" --storage {args.storage}"
-    console.print(
-        "next:\n"
-        f"  fedhpo leaderboard {study_name}{s}\n"
-        f"  fedhpo best {study_name}{s} --out configs/best_{study_name}.yaml\n"
-        f"  fedhpo run configs/best_{study_name}.yaml --out runs/best_{study_name}\n"
-        f"  fedhpo report {study_name}{s}"
-    )
+    console.print(_next_steps(args, study_name), markup=False, highlight=False, soft_wrap=True)
     return 0
+
+
+def _next_steps(args: argparse.Namespace, study_name: str) -> str:
+    """The commands to run next, safe to paste: the study name shell-quoted, file names made
+    from it confined to their folders, the storage password masked."""
+    name = shlex.quote(study_name)
+    file = safe_folder_name(study_name)
+    url = mask_url(args.storage)
+    s = "" if args.storage == DEFAULT_STORAGE else f" --storage {shlex.quote(url)}"
+    p = plugin_flags(args)
+    return (
+        "next:\n"
+        f"  fedhpo leaderboard {name}{s}\n"
+        f"  fedhpo best {name}{s}{p} --out configs/best_{file}.yaml\n"
+        f"  fedhpo run configs/best_{file}.yaml{p} --out runs/best_{file}\n"
+        f"  fedhpo report {name}{s}"
+    )
 
 
 class _TrialBar:

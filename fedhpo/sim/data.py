@@ -44,6 +44,8 @@ class ArrayData:
     presorted: bool = False
     """True if ``client`` is non-decreasing and rows inside each client are already in random
     order: :func:`federate` then uses ``x`` as it is (no gather, no copy, no shuffle)."""
+    dropped_rows: int = 0
+    """Rows of the source files the builder dropped (missing values), reported in a warning."""
 
     def __post_init__(self) -> None:
         n = len(self.x)
@@ -98,6 +100,8 @@ class FederatedDataset:
     n_val: np.ndarray | None = None
     """Validation rows per client; default ``sizes - n_train``. It differs from that only
     after :meth:`with_fraction`, which drops training rows but keeps validation as it is."""
+    dropped_rows: int = 0
+    """Rows of the source files the builder dropped for missing values (see ArrayData)."""
 
     def __post_init__(self) -> None:
         sizes = np.diff(self.offsets)
@@ -215,5 +219,6 @@ def federate(data: ArrayData, cfg: DataConfig, name: str) -> FederatedDataset:
         test_y=_tensor(data.test_y),
         num_classes=data.num_classes,
         name=name,
+        dropped_rows=data.dropped_rows,
     )
     return dataset if cfg.fraction >= 1.0 else dataset.with_fraction(cfg.fraction)

@@ -30,6 +30,7 @@ from fedhpo.sim.evaluation import Evaluator, client_accuracies
 from fedhpo.sim.events import Event
 from fedhpo.sim.fast import FAST
 from fedhpo.sim.models import build_model
+from fedhpo.sim.names import check_names
 from fedhpo.sim.result import RoundRecord, SimulationResult, Status
 from fedhpo.sim.sampling import STREAM_INIT, derive_seed
 from fedhpo.sim.schedules import Barrier, FedBuff
@@ -74,6 +75,7 @@ def run_simulation(
     :class:`~fedhpo.sim.clock.ReplayClock`); ``record_events`` keeps the event log.
     """
     start = time.perf_counter()
+    check_names(config)  # an unknown model or optimizer fails before the data is built
     if dataset is None:
         dataset = build_dataset(config.data)
     elif config.data.fraction < 1.0:

@@ -75,7 +75,8 @@ def build_model(
 def _lookup(name: str) -> ModelFactory:
     if name not in _MODELS:
         raise ConfigError(
-            f"unknown model {name!r}; registered models: {', '.join(list_models())}",
+            f"unknown model {name!r}; registered models: {', '.join(list_models())} "
+            "(a --plugin MODULE can register more)",
             key="model.name",
         )
     return _MODELS[name]

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from fedhpo.config import ServerConfig, add_server_optimizer_name
+from fedhpo.config import ServerConfig
 from fedhpo.errors import ConfigError
 from fedhpo.sim.aggregate import Contributions
 from fedhpo.sim.aggregate import aggregate as aggregate_contributions
@@ -74,7 +74,6 @@ def register_server_optimizer(name: str) -> Callable[[Fac], Fac]:
         if name in _OPTIMIZERS and _OPTIMIZERS[name] is not factory:
             raise ValueError(f"a server optimizer named {name!r} is already registered")
         _OPTIMIZERS[name] = factory
-        add_server_optimizer_name(name)
         return factory
 
     return decorator
@@ -85,14 +84,21 @@ def list_server_optimizers() -> list[str]:
     return sorted(_OPTIMIZERS)
 
 
-def make_server_optimizer(cfg: ServerConfig) -> ServerOptimizer[Any]:
-    """The optimizer ``cfg.optimizer`` names, configured from ``cfg``."""
-    if cfg.optimizer not in _OPTIMIZERS:
+def check_server_optimizer(name: str) -> None:
+    """Raise :class:`~fedhpo.errors.ConfigError` listing the registered names if ``name`` is
+    not one of them."""
+    if name not in _OPTIMIZERS:
         names = ", ".join(list_server_optimizers())
         raise ConfigError(
-            f"unknown server optimizer {cfg.optimizer!r}; registered: {names}",
+            f"unknown server optimizer {name!r}; registered: {names} "
+            "(a --plugin MODULE can register more)",
             key="server.optimizer",
         )
+
+
+def make_server_optimizer(cfg: ServerConfig) -> ServerOptimizer[Any]:
+    """The optimizer ``cfg.optimizer`` names, configured from ``cfg``."""
+    check_server_optimizer(cfg.optimizer)
     return _OPTIMIZERS[cfg.optimizer](cfg)
 
 

@@ -3,7 +3,7 @@
 from fedhpo.store import records
 from fedhpo.store._export import best_config, best_trial, export_best
 from fedhpo.store._leaderboard import leaderboard, other_trials, study_summaries
-from fedhpo.store._storage import DEFAULT_STORAGE, open_storage
+from fedhpo.store._storage import DEFAULT_STORAGE, mask_url, open_storage
 
 __all__ = [
     "DEFAULT_STORAGE",
@@ -11,6 +11,7 @@ __all__ = [
     "best_trial",
     "export_best",
     "leaderboard",
+    "mask_url",
     "open_storage",
     "records",
     "other_trials",

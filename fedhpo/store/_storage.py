@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import warnings
 from pathlib import Path
@@ -15,6 +16,31 @@ from fedhpo.errors import StudyError
 
 DEFAULT_STORAGE = "sqlite:///fedhpo.db"
 SQLITE_BUSY_TIMEOUT_S = 120
+
+_QUERY_PASSWORD = re.compile(r"(?i)([?&](?:password|passwd|pwd)=)[^&#]*")
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (``postgresql://u:***@h/db``), for
+    anything fedhpo prints, logs or stores. SQLite URLs (paths) are returned unchanged."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or not re.fullmatch(r"[A-Za-z][\w+.-]*", scheme) or scheme.startswith("sqlite"):
+        return url
+    query = rest.find("?")
+    at = rest.rfind("@", 0, query if query >= 0 else len(rest))  # a raw '@' may be in it
+    if at >= 0 and ":" in rest[:at]:
+        rest = rest[: rest.index(":") + 1] + "***" + rest[at:]
+    return scheme + "://" + _QUERY_PASSWORD.sub(r"\1***", rest)
+
+
+def _masked(text: str, url: str) -> str:
+    """``text`` (e.g. a driver's error message) with ``url`` and its password masked."""
+    text = text.replace(url, mask_url(url))
+    try:
+        password = make_url(url).password
+    except ArgumentError:
+        return text
+    return text.replace(str(password), "***") if password else text
 
 
 def _sqlite_path(url: str) -> Path | None:
@@ -57,7 +83,7 @@ def open_storage(
         backend = make_url(url).get_backend_name()
     except ArgumentError:
         raise StudyError(
-            f"cannot parse storage URL {url!r}; use sqlite:///path/to/file.db or "
+            f"cannot parse storage URL {mask_url(url)!r}; use sqlite:///path/to/file.db or "
             "postgresql://user@host:5432/dbname",
             key="--storage",
         ) from None
@@ -84,4 +110,6 @@ def open_storage(
         ) from None
     except Exception as exc:  # sqlalchemy.exc.OperationalError and friends
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StudyError(f"cannot open storage {url!r}: {first}", key="--storage") from None
+        raise StudyError(
+            f"cannot open storage {mask_url(url)!r}: {_masked(first, url)}", key="--storage"
+        ) from None

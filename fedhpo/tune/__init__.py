@@ -16,12 +16,12 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from fedhpo.errors import SearchSpaceError
 from fedhpo.space import SearchSpace, load_space
 from fedhpo.store import DEFAULT_STORAGE, open_storage
 from fedhpo.store import records as rec
 from fedhpo.tune._budget import run_steps, spent_steps
 from fedhpo.tune._calibrate import FidelityCheck, check_fidelity
+from fedhpo.tune._checks import check_runnable
 from fedhpo.tune._factories import make_sampler
 from fedhpo.tune._fidelity import Schedule, full_config, make_pruner, schedule, trial_config
 from fedhpo.tune._objective import Objective, PruningCallback, Simulate, cached_dataset, simulate
@@ -41,6 +41,7 @@ __all__ = [
     "Schedule",
     "Simulate",
     "TuneOptions",
+    "check_runnable",
     "full_config",
     "make_pruner",
     "make_sampler",
@@ -51,17 +52,6 @@ __all__ = [
     "trial_config",
     "tune",
 ]
-
-
-def _check_runnable(space: SearchSpace) -> None:
-    needs_val = any(o.metric.startswith("val_") for o in space.objectives)
-    if needs_val and space.base.data.val_fraction == 0:
-        raise SearchSpaceError(
-            "objective needs validation data but the base config has data.val_fraction: 0; "
-            "set data.val_fraction > 0 or optimize a test_* metric",
-            key="objective",
-            source=space.source,
-        )
 
 
 def tune(
@@ -89,7 +79,7 @@ def tune(
     """
     if not isinstance(space, SearchSpace):
         space = load_space(space)
-    _check_runnable(space)
+    check_runnable(space)
     # Build the base data once before touching the database: a missing data file is a clear
     # error here, not a failure in every trial (and the dataset is cached for jobs=1).
     full_steps = run_steps(space.base, cached_dataset(space.base.data))

@@ -64,6 +64,7 @@ def test_run_is_deterministic(capsys, tmp_path, small_config) -> None:
         ("client: [1, 2\n", [], "malformed YAML"),
         ("", ["client.lr=0"], "--set: `client.lr`: must be > 0"),
         ("data: {name: nosuch}\n", [], "`data.name`"),
+        ("server: {optimizer: adamw}\n", [], "unknown server optimizer 'adamw'; registered: a"),
     ],
 )
 def test_bad_configs_exit_2_with_one_line(capsys, tmp_path, config_text, overrides, fragment):
@@ -162,11 +163,9 @@ def test_unknown_study_exits_2(capsys, tmp_path) -> None:
 
 
 def test_plugin_server_optimizer_is_usable_from_yaml(capsys, tmp_path, monkeypatch) -> None:
-    from fedhpo import config as config_module
     from fedhpo.sim import server
 
     monkeypatch.setattr(server, "_OPTIMIZERS", dict(server._OPTIMIZERS))
-    monkeypatch.setattr(config_module, "_SERVER_OPTIMIZERS", list(config_module._SERVER_OPTIMIZERS))
     (tmp_path / "my_fedhpo_server.py").write_text(
         "from fedhpo.sim.server import register_server_optimizer\n"
         "@register_server_optimizer('damped')\n"
@@ -189,3 +188,18 @@ def test_plugin_server_optimizer_is_usable_from_yaml(capsys, tmp_path, monkeypat
     code, stdout, err = run_cli(capsys, "run", str(config), "--plugin", "my_fedhpo_server")
     assert code == 0, err
     assert "completed" in stdout
+
+
+def test_next_steps_of_a_hostile_study_name_stay_in_their_folders(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "base.yaml").write_text(BASE.replace("rounds: 12", "rounds: 2"))
+    space = tmp_path / "s.yaml"
+    space.write_text("base: base.yaml\ntuner: {sampler: random, trials: 1}\nparams:\n" + LR_MU)
+    name = "../../etc/x; rm -rf ~"
+    code, stdout, err = run_cli(capsys, "tune", "--space", str(space), "--study", name)
+    assert code == 0, err
+    assert "fedhpo best '../../etc/x; rm -rf ~' --out configs/best_etc-x-rm--rf.yaml" in stdout
+    assert "fedhpo run configs/best_etc-x-rm--rf.yaml --out runs/best_etc-x-rm--rf" in stdout
+    code, stdout, err = run_cli(capsys, "report", name)
+    assert code == 0, err
+    assert (tmp_path / "reports" / "etc-x-rm--rf" / "index.html").is_file()

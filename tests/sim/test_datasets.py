@@ -292,15 +292,19 @@ def tables(tmp_path):
 
 
 def test_csv_with_test_file_and_client_column(tables):
-    ds = build(
-        "csv",
-        {"min_size": 1},
-        path=str(tables / "train.csv"),
-        label="target",
-        client_column="user",
-        test_path=str(tables / "test.csv"),
-    )
+    with pytest.warns(UserWarning, match="dropped") as got:
+        ds = build(
+            "csv",
+            {"min_size": 1},
+            path=str(tables / "train.csv"),
+            label="target",
+            client_column="user",
+            test_path=str(tables / "test.csv"),
+        )
+    assert "train.csv: dropped 2 of 8 rows" in str(got[0].message)
+    assert "test.csv: dropped 1 of 3 rows" in str(got[1].message)
     assert ds.num_clients == 3  # u1, u2, u3 (rows with '?' or empty dropped: 6 train rows left)
+    assert ds.dropped_rows == 3
     assert len(ds.x) == 6 and len(ds.test_x) == 2 and ds.num_classes == 2
     assert ds.feature_shape == (2 + 4,)  # size, weight + one-hot of blue, green, purple, red
     assert torch.allclose(ds.x[:, 0].mean(), torch.tensor(0.0), atol=1e-6)  # z-scored on train
@@ -309,6 +313,7 @@ def test_csv_with_test_file_and_client_column(tables):
     assert torch.all(onehot.sum(dim=1) == 1) and torch.all(ds.test_x[:, 1:5].sum(dim=1) == 1)
 
 
+@pytest.mark.filterwarnings("ignore:.*dropped 2 of 8 rows")
 def test_csv_random_test_split_and_options(tables):
     path = str(tables / "train.csv")
     ds = build("csv", {"num_clients": 2, "min_size": 1}, path=path, label=-1, test_fraction=0.5)
@@ -332,6 +337,7 @@ def test_csv_without_header_gzipped(tmp_path):
     assert exc.value.key == "data.options.label"
 
 
+@pytest.mark.filterwarnings("ignore:.*dropped 2 of 8 rows")
 def test_parquet_matches_csv(tables):
     pd = pytest.importorskip("pandas")
     pytest.importorskip("pyarrow")
@@ -353,8 +359,8 @@ def test_parquet_without_pyarrow_says_how_to_fix(tables, monkeypatch):
     ("options", "error", "key"),
     [
         ({"path": "missing.csv"}, DataError, "data.options.path"),
-        ({"label": "nope"}, ConfigError, "data.options.label"),
-        ({"label": 9}, ConfigError, "data.options.label"),
+        ({"label": "nope"}, DataError, "data.options.label"),
+        ({"label": 9}, DataError, "data.options.label"),
         ({"client_column": "target", "label": "target"}, ConfigError, "data.options.client_column"),
         ({"test_fraction": 1.0}, ConfigError, "data.options.test_fraction"),
         ({"test_path": "missing.csv"}, DataError, "data.options.test_path"),
@@ -371,6 +377,7 @@ def test_csv_errors(tables, options, error, key):
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(text=st.text(alphabet='ab,?.\n 1-"', max_size=80), header=st.booleans())
+@pytest.mark.filterwarnings("ignore:.*rows with a missing value")
 def test_csv_any_text_gives_a_dataset_or_a_clean_error(tmp_path, text, header):
     (tmp_path / "any.csv").write_text(text)
     with contextlib.suppress(FedhpoError):
@@ -482,15 +489,21 @@ def test_sklearn_digits_csv():
 @pytest.mark.shared_data
 def test_uci_adult_with_its_test_file():
     folder = shared("uci_adult")
-    ds = build(
-        "csv",
-        {"num_clients": 10},
-        path=str(folder / "adult.data"),
-        test_path=str(folder / "adult.test"),
-        header=False,
-        test_skiprows=1,
-    )
+    with pytest.warns(UserWarning, match="dropped") as got:
+        ds = build(
+            "csv",
+            {"num_clients": 10},
+            path=str(folder / "adult.data"),
+            test_path=str(folder / "adult.test"),
+            header=False,
+            test_skiprows=1,
+        )
     assert len(ds.x) == 30_162 and len(ds.test_x) == 15_060  # rows without '?'
+    assert ds.dropped_rows == 2399 + 1221
+    assert [str(w.message).split(": ")[1][:23] for w in got] == [
+        "dropped 2399 of 32561 r",
+        "dropped 1221 of 16281 r",
+    ]
     assert ds.num_classes == 2 and set(ds.test_y.tolist()) == {0, 1}
     assert 0.22 < float(ds.test_y.float().mean()) < 0.27  # share of '>50K'
 

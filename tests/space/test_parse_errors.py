@@ -200,10 +200,10 @@ ERRORS = [
     ),
     (
         "choice-not-literal",
-        "params:\n  server.optimizer: {type: categorical, choices: [sgd, rmsprop]}\n",
-        "params.server.optimizer.choices",
+        "params:\n  data.partition.method: {type: categorical, choices: [iid, random]}\n",
+        "params.data.partition.method.choices",
         2,
-        "one of sgd | adam | yogi | adagrad",
+        "one of iid | dirichlet | shards | natural",
     ),
     (
         "choice-not-number",

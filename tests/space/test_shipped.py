@@ -33,10 +33,12 @@ def test_lr_mu() -> None:
     space = load_space(REPO / "searchspaces" / "lr_mu.yaml")
     assert space.names == ["client.lr", "client.mu"]
     assert space.param("client.lr").log
-    assert (
-        space.fidelity.rounds is not None and space.fidelity.rounds < space.base.federation.rounds
-    )
-    assert (space.tuner.sampler, space.tuner.pruner, space.tuner.trials) == ("tpe", "hyperband", 30)
+    # no fidelity or tuner section: the default search (a budget of 10 full runs, successive
+    # halving up to the base config's rounds, the top 3 promoted with 2 seeds)
+    assert space.fidelity.rounds is None
+    t = space.tuner
+    assert (t.sampler, t.pruner, t.trials, t.budget) == ("tpe", "successive_halving", None, 10.0)
+    assert (t.promote, t.seeds) == (3, 2)
 
 
 def test_fedopt_conditions() -> None:

@@ -322,3 +322,24 @@ def test_tuning_the_cohort_share_exports_a_runnable_config(make_space, storage) 
         config.federation.client_fraction == best_trial(study).params["federation.client_fraction"]
     )
     assert rec.promotions(study)
+
+
+def test_numerical_faults_are_pruned_with_a_reason_and_the_study_goes_on(
+    make_space, storage, tmp_path
+) -> None:
+    space = make_space(
+        "  client.lr: {type: categorical, choices: [0.05, 0.1, 1000.0]}\n"
+        "  client.mu: {type: categorical, choices: [0.0, 1000000.0]}\n",
+        tuner="{sampler: grid, pruner: none, seed: 0}",
+    )
+    base = tmp_path / "base.yaml"  # an MLP: lr 1e3 blows it up (logreg merely saturates)
+    base.write_text(base.read_text().replace("{name: logreg}", "{name: mlp}"))
+    study = tune(space, storage=storage, study="num", log=lambda _: None)
+    assert len(study.trials) == 6
+    for t in study.trials:
+        faulty = t.params["client.lr"] == 1000.0 or t.params["client.mu"] == 1e6
+        assert t.state == (TrialState.PRUNED if faulty else TrialState.COMPLETE), t.params
+        if faulty:
+            assert t.user_attrs[rec.STATUS_REASON].startswith("diverged: non-finite")
+    first_pruned = min(t.number for t in study.trials if t.state == TrialState.PRUNED)
+    assert any(t.state == TrialState.COMPLETE and t.number > first_pruned for t in study.trials)

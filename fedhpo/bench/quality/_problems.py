@@ -104,10 +104,10 @@ PROBLEMS: dict[str, Problem] = {
             name="w_client",
             space_file=str(SPACES / "w_client.yaml"),
             grid={
-                "client.lr": [0.01, 0.02, 0.05, 0.1, 0.2, 0.5],
-                "client.local_epochs": [1, 2, 3, 5],
+                "client.lr": [0.02, 0.05, 0.1, 0.2, 0.5],
+                "client.local_epochs": [1, 2, 4],
                 "client.batch_size": [16, 32, 64],
-                "server.momentum": [0.0, 0.5, 0.9],
+                "server.momentum": [0.0, 0.9],
             },
             truth_seeds=(2, 3),
             description="workload W: client lr, local epochs, batch size, server momentum",

@@ -72,7 +72,9 @@ def list_datasets() -> list[str]:
 def _builder(name: str) -> Builder:
     if name not in _REGISTRY:
         raise ConfigError(
-            f"unknown dataset {name!r}; registered: {', '.join(list_datasets())}", key="data.name"
+            f"unknown dataset {name!r}; registered: {', '.join(list_datasets())} "
+            "(a --plugin MODULE can register more)",
+            key="data.name",
         )
     return _REGISTRY[name]
 

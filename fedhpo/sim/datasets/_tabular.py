@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,14 @@ import numpy as np
 from fedhpo.errors import DataError
 from fedhpo.sim.data import ArrayData, stream_rng
 from fedhpo.sim.datasets._registry import _option, register_dataset
+from fedhpo.sim.datasets._table_clean import (
+    Table,
+    check_clients,
+    checked_frame,
+    drop_missing,
+    is_numeric,
+    numeric_columns,
+)
 
 _TABLE_SUFFIXES = ".csv, .csv.gz or .parquet"
 
@@ -33,22 +42,24 @@ def _read_parquet(path: Path, key: str) -> Any:
         raise DataError(f"cannot read as Parquet: {exc}", source=str(path), key=key) from None
 
 
-def _read_table(path: str, header: bool, skiprows: int, key: str) -> Any:
-    """A pandas DataFrame from a CSV (optionally gzipped) or Parquet file; '?' reads as NaN."""
+def _read_table(path: str, header: bool, skiprows: int, key: str) -> Table:
+    """A CSV (optionally gzipped, read as text) or Parquet file, and where its rows are."""
     import pandas as pd
 
     file = Path(path)
     if not file.is_file():
         raise DataError(f"file not found; give a {_TABLE_SUFFIXES} file", source=path, key=key)
     if file.suffix.lower() in (".parquet", ".pq"):
-        return _read_parquet(file, key)
+        return Table(_read_parquet(file, key), path, key)
     try:
-        return pd.read_csv(
+        frame = pd.read_csv(
             file,
             header=0 if header else None,
             skiprows=skiprows,
             skipinitialspace=True,
-            na_values=["?"],
+            dtype=str,
+            keep_default_na=False,  # only '?' and empty are missing; 'NaN' is a bad number
+            skip_blank_lines=False,  # keeps row -> line exact; blank rows are dropped later
         )
     except (ValueError, OSError, EOFError, zlib.error) as exc:
         detail = " ".join(str(exc).split())
@@ -58,78 +69,74 @@ def _read_table(path: str, header: bool, skiprows: int, key: str) -> Any:
             source=path,
             key=key,
         ) from None
+    return Table(frame, path, key, first_line=skiprows + 1 + int(header))
 
 
-def _stack(train: Any, test: Any, paths: tuple[str, str | None]) -> tuple[Any, np.ndarray | None]:
-    """Train and test frames in one (same columns), and which rows are test rows."""
-    import pandas as pd
-
-    if test is None:
-        return train, None
-    if len(test.columns) != len(train.columns) or set(test.columns) != set(train.columns):
-        raise DataError(
-            f"the test file has columns {list(test.columns)[:12]} but the training file "
-            f"{paths[0]} has {list(train.columns)[:12]}; both need the same columns",
-            source=paths[1],
-            key="data.options.test_path",
-        )
-    frame = pd.concat([train, test[list(train.columns)]], ignore_index=True)
-    return frame, np.arange(len(frame)) >= len(train)
-
-
-def _is_numeric(column: Any) -> bool:
-    import pandas as pd
-
-    return bool(pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column))
+def _check_columns(tables: list[Table]) -> None:
+    """A test file needs the training file's columns."""
+    train, *rest = tables
+    for test in rest:
+        if set(test.frame.columns) != set(train.frame.columns) or len(test.frame.columns) != len(
+            train.frame.columns
+        ):
+            raise DataError(
+                f"the test file has columns {list(test.frame.columns)[:12]} but the training "
+                f"file {train.source} has {list(train.frame.columns)[:12]}; both need the same "
+                "columns",
+                source=test.source,
+                key=test.key,
+            )
 
 
-def _clean_text(column: Any) -> Any:
-    """Strip a text column, '?' -> missing; all-number text (e.g. Parquet strings) -> numbers."""
-    import pandas as pd
-
-    text = column.astype("string").str.strip()
-    text = text.mask((text == "?") | (text == ""))
-    numbers = pd.to_numeric(text, errors="coerce")
-    return numbers if numbers.notna().sum() == text.notna().sum() > 0 else text
-
-
-def _clean(frame: Any) -> tuple[Any, np.ndarray]:
-    """Clean text columns; (frame without rows that miss a value, kept-row mask)."""
-    frame = frame.copy()
-    for col in frame.columns:
-        if not _is_numeric(frame[col]):
-            frame[col] = _clean_text(frame[col])
-    keep = frame.notna().all(axis=1).to_numpy()
-    return frame[keep], keep
-
-
-def _column(frame: Any, spec: str | int, option: str, header: bool) -> Any:
+def _column(table: Table, spec: str | int, option: str, header: bool) -> Any:
     """The column label that option ``spec`` (a name, or an index with -1 = last) refers to."""
-    columns = list(frame.columns)
+    columns = list(table.frame.columns)
+    key = f"data.options.{option}"
     if isinstance(spec, int):
-        _option(
-            -len(columns) <= spec < len(columns),
-            option,
-            f"column index {spec} is out of range: the file has {len(columns)} columns",
-        )
+        if not -len(columns) <= spec < len(columns):
+            raise DataError(
+                f"column index {spec} is out of range: the file has {len(columns)} columns; "
+                f"fix {key}",
+                source=table.source,
+                key=key,
+            )
         return columns[spec]
     _option(header, option, "with header=false columns have no names; give a 0-based index")
-    _option(spec in columns, option, f"no column {spec!r}; columns: {columns[:30]}")
+    if spec not in columns:
+        raise DataError(
+            f"no column {spec!r}; the file's columns: {columns[:30]}; fix {key}",
+            source=table.source,
+            key=key,
+        )
     return spec
+
+
+def _clean(tables: list[Table], client: Any) -> tuple[list[Any], int]:
+    """Checked frames without rows that miss a value, and how many rows were dropped."""
+    numeric = numeric_columns([t.frame for t in tables], ids={client})
+    frames, dropped = [], 0
+    for i, table in enumerate(tables):
+        checked = checked_frame(table, numeric)
+        kept, n = drop_missing(table, checked)
+        if client is not None and i == 0:
+            check_clients(table, checked, kept, client)
+        frames.append(kept)
+        dropped += n
+    return frames, dropped
 
 
 def _encode_labels(column: Any, strip: bool) -> tuple[np.ndarray, int]:
     """Labels -> 0..K-1 by sorted unique value (text labels lose a trailing '.' if ``strip``)."""
     import pandas as pd
 
-    if strip and not _is_numeric(column):
+    if strip and not is_numeric(column):
         column = column.str.rstrip(".").str.strip()
     codes, uniques = pd.factorize(column, sort=True)
     return codes.astype(np.int64), len(uniques)
 
 
 def _feature_width(frame: Any) -> int:
-    return sum(1 if _is_numeric(frame[c]) else frame[c].nunique() for c in frame.columns)
+    return sum(1 if is_numeric(frame[c]) else frame[c].nunique() for c in frame.columns)
 
 
 def _encode_features(frame: Any, train: np.ndarray, standardize: bool) -> np.ndarray:
@@ -139,7 +146,7 @@ def _encode_features(frame: Any, train: np.ndarray, standardize: bool) -> np.nda
     x = np.zeros((len(frame), _feature_width(frame)), dtype=np.float32)
     j = 0
     for col in frame.columns:
-        if _is_numeric(frame[col]):
+        if is_numeric(frame[col]):
             v = frame[col].to_numpy(dtype=np.float64)
             if standardize:
                 std = v[train].std()
@@ -183,28 +190,37 @@ def csv(
     """A table from CSV (.csv, .csv.gz, any other non-Parquet name) or Parquet (.parquet).
 
     ``label``/``client_column``: column name or 0-based index (-1 = last). Rows with a missing
-    value ('?' or empty) are dropped; text columns are one-hot encoded (categories from train
-    and test together, so both get the same columns); numeric columns are z-scored with
-    training-split statistics if ``standardize``. Labels map to 0..K-1 in sorted order, text
-    labels stripped of whitespace and a trailing '.' if ``label_strip`` (UCI Adult's test
-    file). Without ``test_path``, a seeded random ``test_fraction`` of rows is the test set.
+    value ('?' or empty; nothing else) are dropped, counted in ``dropped_rows`` and reported in
+    a warning; blank lines are skipped. A column that is mostly numbers is numeric: a value in
+    it that is not a finite number ('abc', 'inf', 'NaN', '1e400') is a DataError naming the
+    file, column, row and line, as is a client whose rows all miss a value. Text columns are
+    one-hot encoded (categories from train and test together, so both get the same columns);
+    numeric columns are z-scored with training-split statistics if ``standardize``. Labels
+    map to 0..K-1 in sorted order, text labels stripped of whitespace and a trailing '.' if
+    ``label_strip`` (UCI Adult's test file). Without ``test_path``, a seeded random ``test_fraction`` of rows is the test set.
     ``header``/``skiprows``/``test_skiprows`` apply to CSV files only.
     """
+    import pandas as pd
+
     _option(0.0 < test_fraction < 1.0, "test_fraction", f"must be in (0, 1), got {test_fraction}")
     _option(skiprows >= 0 and test_skiprows >= 0, "skiprows", "skiprows must be >= 0")
-    train = _read_table(path, header, skiprows, "data.options.path")
-    test = None
+    tables = [_read_table(path, header, skiprows, "data.options.path")]
     if test_path is not None:
-        test = _read_table(test_path, header, test_skiprows, "data.options.test_path")
-    frame, is_test = _stack(train, test, (path, test_path))
-    label_col = _column(frame, label, "label", header)
+        tables.append(_read_table(test_path, header, test_skiprows, "data.options.test_path"))
+    _check_columns(tables)
+    label_col = _column(tables[0], label, "label", header)
     client_col = None
     if client_column is not None:
-        client_col = _column(frame, client_column, "client_column", header)
+        client_col = _column(tables[0], client_column, "client_column", header)
         _option(client_col != label_col, "client_column", "must differ from the label column")
-    frame, keep = _clean(frame)
-    is_test = _split_mask(len(frame), test_fraction, seed) if is_test is None else is_test[keep]
-    return _table_arrays(frame, label_col, client_col, is_test, standardize, label_strip)
+    frames, dropped = _clean(tables, client_col)
+    frame = pd.concat(frames, ignore_index=True)
+    if test_path is None:
+        is_test = _split_mask(len(frame), test_fraction, seed)
+    else:
+        is_test = np.arange(len(frame)) >= len(frames[0])
+    arrays = _table_arrays(frame, label_col, client_col, is_test, standardize, label_strip)
+    return dataclasses.replace(arrays, dropped_rows=dropped)
 
 
 def _table_arrays(

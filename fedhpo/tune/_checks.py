@@ -1,0 +1,45 @@
+"""Checks of a space against what will run it, made before a study is written."""
+
+from __future__ import annotations
+
+from fedhpo.errors import ConfigError, SearchSpaceError
+from fedhpo.sim.names import REGISTRY_FIELDS, check_name, check_names
+from fedhpo.space import CategoricalParam, SearchSpace
+
+
+def _check_validation(space: SearchSpace) -> None:
+    needs_val = any(o.metric.startswith("val_") for o in space.objectives)
+    if needs_val and space.base.data.val_fraction == 0:
+        raise SearchSpaceError(
+            "objective needs validation data but the base config has data.val_fraction: 0; "
+            "set data.val_fraction > 0 or optimize a test_* metric",
+            key="objective",
+            source=space.source,
+        )
+
+
+def _check_names(space: SearchSpace) -> None:
+    """The base config's registry names and every choice of a registry field."""
+    try:
+        check_names(space.config_for({}))
+    except ConfigError as exc:
+        where = str(space.base_path) if space.base_path else space.source
+        raise exc.located(source=where) from None
+    for param in space.params:
+        if isinstance(param, CategoricalParam) and param.name in REGISTRY_FIELDS:
+            for choice in param.choices:
+                try:
+                    check_name(param.name, choice)
+                except ConfigError as exc:
+                    raise SearchSpaceError(
+                        f"choice {choice!r}: {exc.message}",
+                        key=f"params.{param.name}.choices",
+                        source=space.source,
+                    ) from None
+
+
+def check_runnable(space: SearchSpace) -> None:
+    """Raise a FedhpoError if ``space`` cannot run here: registry names (dataset, model,
+    server optimizer) not registered (is a ``--plugin`` missing?) or no validation data."""
+    _check_validation(space)
+    _check_names(space)

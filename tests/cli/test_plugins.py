@@ -1,0 +1,108 @@
+"""--plugin on every command that builds configs; registry names are checked where they are
+built, before a study is written; a module is imported only when named."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fedhpo.cli.main import main
+from fedhpo.sim import server
+from tests.helpers import BASE
+
+PLUGIN = """\
+from fedhpo.sim.server import register_server_optimizer
+(Path := __import__("pathlib").Path)("imported.marker").write_text("yes")
+@register_server_optimizer("damped")
+class Damped:
+    def __init__(self, cfg):
+        self.scale = cfg.options.get("scale", 0.5)
+    def init(self, params):
+        return None
+    def step(self, params, delta, state):
+        return {k: p + self.scale * delta[k] for k, p in params.items()}, state
+"""
+UNKNOWN = "unknown server optimizer 'damped'; registered: adagrad, adam, sgd, yogi"
+
+
+@pytest.fixture
+def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A plugin module in the working directory, registering server optimizer `damped`."""
+    name = f"fedhpo_test_plugin_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{name}.py").write_text(PLUGIN)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(server, "_OPTIMIZERS", dict(server._OPTIMIZERS))
+    yield name
+    sys.modules.pop(name, None)
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def write_space(tmp_path: Path, base_optimizer: str, choices: str | None = None) -> Path:
+    (tmp_path / "base.yaml").write_text(
+        BASE.replace("rounds: 12", "rounds: 3") + f"server: {{optimizer: {base_optimizer}}}\n"
+    )
+    params = "  client.lr: {type: float, low: 0.01, high: 0.1}\n"
+    if choices:
+        params += f"  server.optimizer: {{type: categorical, choices: {choices}}}\n"
+    space = tmp_path / "sp.yaml"
+    space.write_text(f"base: base.yaml\ntuner: {{sampler: random, trials: 2}}\nparams:\n{params}")
+    return space
+
+
+@pytest.mark.parametrize(("base", "choices"), [("damped", None), ("sgd", "[sgd, damped]")])
+def test_unknown_server_optimizer_stops_tune_before_any_study(
+    capsys, tmp_path, plugin, base, choices
+):
+    space = write_space(tmp_path, base, choices)
+    code, _, err = cli(capsys, "tune", "--space", str(space))
+    assert code == 2 and "Traceback" not in err and err.count("\n") == 1, err
+    assert UNKNOWN in err and "--plugin" in err
+    assert ("params.server.optimizer" in err) == (choices is not None)
+    assert not (tmp_path / "fedhpo.db").exists()
+    assert not (tmp_path / "imported.marker").exists()  # not named, so never imported
+    code, _, err = cli(capsys, "space", "check", str(space))
+    assert code == 2 and UNKNOWN in err
+
+
+def test_plugin_optimizer_through_space_check_tune_best_and_run(capsys, tmp_path, plugin) -> None:
+    space = write_space(tmp_path, "damped", "[sgd, damped]")
+    code, out, err = cli(capsys, "space", "check", str(space), "--plugin", plugin)
+    assert code == 0 and "valid" in out, err
+    code, out, err = cli(capsys, "tune", "--space", str(space), "--plugin", plugin)
+    assert code == 0, err
+    assert f"fedhpo best sp --plugin {plugin} --out" in out  # the next steps need it too
+    code, out, err = cli(
+        capsys, "best", "sp", "--trial", "0", "--out", "b.yaml", "--plugin", plugin
+    )
+    assert code == 0, err
+    assert f"fedhpo run b.yaml --plugin {plugin}" in out
+    assert yaml.safe_load(Path("b.yaml").read_text())["server"]["optimizer"] == "damped"
+    code, out, err = cli(capsys, "run", "b.yaml", "--plugin", plugin)
+    assert code == 0 and "completed" in out, err
+
+
+def test_best_without_the_plugin_exports_and_says_run_needs_it(capsys, tmp_path, plugin) -> None:
+    space = write_space(tmp_path, "damped")
+    assert cli(capsys, "tune", "--space", str(space), "--plugin", plugin)[0] == 0
+    server._OPTIMIZERS.pop("damped")  # a fresh process that has not imported the plugin
+    code, out, err = cli(capsys, "best", "sp", "--trial", "0", "--out", "b.yaml")
+    assert code == 0, err
+    assert UNKNOWN in err and "--plugin" in err  # a note, not an error: the file is written
+    assert yaml.safe_load(Path("b.yaml").read_text())["server"]["optimizer"] == "damped"
+
+
+def test_a_module_is_imported_only_when_named(capsys, tmp_path, plugin) -> None:
+    (tmp_path / "c.yaml").write_text(BASE.replace("rounds: 12", "rounds: 1"))
+    assert cli(capsys, "run", "c.yaml")[0] == 0
+    assert not (tmp_path / "imported.marker").exists()
+    assert cli(capsys, "run", "c.yaml", "--plugin", plugin)[0] == 0
+    assert (tmp_path / "imported.marker").read_text() == "yes"
