@@ -137,16 +137,33 @@ class ServerConfig:
 
 @dataclass(frozen=True)
 class FederationConfig:
-    """Rounds, cohort size and evaluation schedule."""
+    """Server updates, cohort size, evaluation schedule, and how the server waits."""
 
     rounds: int = 30
+    """Server updates (a synchronous round, or one FedBuff buffer flush)."""
     clients_per_round: int | None = None
     """Cohort size; give this or ``client_fraction`` (default: 10 clients)."""
     client_fraction: float | None = None
     eval_every: int = 1
-    """Test-set evaluation period in rounds (the last round is always evaluated)."""
+    """Test-set evaluation period in server updates (the last one is always evaluated)."""
     val_clients: int | None = None
-    """How many fixed clients validate (default: all clients)."""
+    """How many fixed clients validate (default: all clients, at most 1,000)."""
+    mode: Literal["sync", "async"] = "sync"
+    """sync: rounds (the server waits at a barrier); async: FedBuff (see ``fedbuff``)."""
+    deadline: float | None = None
+    """sync: simulated seconds after which a round closes without its stragglers."""
+    over_selection: float = 0.0
+    """sync: dispatch ``ceil((1 + x) * cohort)`` clients; the round closes once ``cohort``
+    updates are in (or at the deadline)."""
+    stragglers: Literal["drop", "partial"] = "drop"
+    """sync with a deadline: drop late clients, or let each do the steps that fit."""
+    weighting: Literal["samples", "uniform"] = "samples"
+    """Client weights in the mean update: training rows, or one each."""
+    time_budget: float | None = None
+    """Stop after the first server update at or past this many simulated seconds."""
+    target_accuracy: float | None = None
+    """Stop after the first server update whose validation accuracy reaches this; its
+    simulated time is the run's ``time_to_accuracy``."""
 
     def __post_init__(self) -> None:
         _check(self.rounds >= 1, "rounds", f"must be >= 1, got {self.rounds}")
@@ -166,12 +183,114 @@ class FederationConfig:
         _check(self.eval_every >= 1, "eval_every", f"must be >= 1, got {self.eval_every}")
         if self.val_clients is not None:
             _check(self.val_clients >= 1, "val_clients", "must be >= 1")
+        self._check_timing()
+
+    def _check_timing(self) -> None:
+        for key in ("deadline", "time_budget"):
+            value = getattr(self, key)
+            if value is not None:
+                _check(value > 0 and math.isfinite(value), key, f"must be > 0, got {value}")
+        target = self.target_accuracy
+        if target is not None:
+            _check(0 < target <= 1, "target_accuracy", f"must be in (0, 1], got {target}")
+        over = self.over_selection
+        _check(over >= 0 and math.isfinite(over), "over_selection", f"must be >= 0, got {over}")
+        if self.mode == "async":
+            for key, unset in (("deadline", None), ("over_selection", 0.0)):
+                _check(
+                    getattr(self, key) == unset,
+                    key,
+                    "applies to synchronous rounds only; remove it or set federation.mode: sync",
+                )
+        _check(
+            self.stragglers == "drop" or self.deadline is not None,
+            "stragglers",
+            "partial work needs a federation.deadline to fit the work into",
+        )
 
     def cohort_size(self, num_clients: int) -> int:
         """Number of clients sampled each round in a federation of ``num_clients``."""
         if self.client_fraction is not None:
             return max(1, round(self.client_fraction * num_clients))
         return min(self.clients_per_round or 10, num_clients)
+
+
+@dataclass(frozen=True)
+class SystemsConfig:
+    """Simulated client hardware and availability (``fedhpo/sim/clock.py``)."""
+
+    sample_seconds: float = 0.001
+    """Compute seconds per training row on a client of speed 1 (a step costs a full batch)."""
+    speed_sigma: float = 0.0
+    """Client speeds are lognormal with median 1 and this sigma (0: all the same)."""
+    bandwidth: float = 1.0e6
+    """Median link bandwidth in bytes per second, each way."""
+    bandwidth_sigma: float = 0.0
+    """Lognormal sigma of the clients' bandwidths (0: all the same)."""
+    latency: float = 0.05
+    """Seconds added to every transfer (the download and the upload)."""
+    trace: str | None = None
+    """CSV with columns ``speed`` and ``bandwidth`` (bytes/s), one row per client (client
+    ``c`` uses row ``c`` mod rows); replaces both distributions."""
+    dropout: float = 0.0
+    """Probability that a dispatched client never reports."""
+    window_period: float | None = None
+    """On/off availability: each client is online ``window_on`` of every period of this many
+    seconds (random phase per client); a client offline at any time of its trip drops out."""
+    window_on: float = 1.0
+
+    def __post_init__(self) -> None:
+        for key in ("sample_seconds", "speed_sigma", "bandwidth_sigma", "latency"):
+            value = getattr(self, key)
+            _check(value >= 0 and math.isfinite(value), key, f"must be >= 0, got {value}")
+        _check(
+            self.bandwidth > 0 and math.isfinite(self.bandwidth),
+            "bandwidth",
+            f"must be > 0 (bytes per second), got {self.bandwidth}",
+        )
+        _unit_open(self.dropout, "dropout")
+        if self.window_period is not None:
+            period = self.window_period
+            ok = period > 0 and math.isfinite(period)
+            _check(ok, "window_period", f"must be > 0 seconds, got {period}")
+        _check(0 < self.window_on <= 1, "window_on", f"must be in (0, 1], got {self.window_on}")
+        if self.trace is not None:
+            _check(bool(self.trace), "trace", "must be a CSV file path")
+
+
+@dataclass(frozen=True)
+class FedBuffConfig:
+    """Asynchronous buffered aggregation (Nguyen et al., 2022), used when
+    ``federation.mode`` is async; ``buffer_size: 1`` is FedAsync. The server step is
+    ``server.optimizer`` with ``server.lr`` on the buffer's weighted mean."""
+
+    concurrency: int | None = None
+    """Clients training at once (default: the cohort size)."""
+    buffer_size: int = 10
+    """Client updates per server update."""
+    staleness: Literal["constant", "polynomial", "hinge"] = "polynomial"
+    """Weight of an update s versions old: 1, (1 + s)^-a, or 1 up to the offset and then
+    1 / (a (s - offset) + 1)."""
+    staleness_exponent: float = 0.5
+    """``a`` of the polynomial and hinge rules."""
+    staleness_offset: int = 0
+    """The hinge rule's offset."""
+    max_staleness: int | None = None
+    """Updates staler than this are discarded (default: none are)."""
+
+    def __post_init__(self) -> None:
+        if self.concurrency is not None:
+            _check(self.concurrency >= 1, "concurrency", f"must be >= 1, got {self.concurrency}")
+        _check(self.buffer_size >= 1, "buffer_size", f"must be >= 1, got {self.buffer_size}")
+        exponent = self.staleness_exponent
+        _check(
+            exponent >= 0 and math.isfinite(exponent),
+            "staleness_exponent",
+            f"must be >= 0, got {exponent}",
+        )
+        _check(self.staleness_offset >= 0, "staleness_offset", "must be >= 0")
+        if self.max_staleness is not None:
+            _check(self.max_staleness >= 0, "max_staleness", "must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -183,6 +302,8 @@ class RunConfig:
     client: ClientConfig = field(default_factory=ClientConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     federation: FederationConfig = field(default_factory=FederationConfig)
+    systems: SystemsConfig = field(default_factory=SystemsConfig)
+    fedbuff: FedBuffConfig = field(default_factory=FedBuffConfig)
     seed: int = 0
     """Training seed: model init, cohorts, local shuffling."""
 

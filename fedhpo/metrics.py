@@ -15,7 +15,13 @@ METRICS: dict[str, str] = {
     "train_loss": "minimize",
     "bytes_sent": "minimize",
     "wall_seconds": "minimize",
+    "sim_seconds": "minimize",
+    "time_to_accuracy": "minimize",
 }
+"""``sim_seconds``: simulated time of the whole run (with ``federation.time_budget`` the
+accuracies are those at that budget); ``time_to_accuracy``: simulated time to
+``federation.target_accuracy`` in validation accuracy (a run that does not get there has
+none: its trial is pruned)."""
 
 #: Metrics a run also reports per round, so they can drive pruning (test ones only on the
 #: rounds the test set is scored).

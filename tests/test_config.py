@@ -101,6 +101,54 @@ def test_bad_values_name_file_key_and_problem(
     assert "\n" not in text
 
 
+@pytest.mark.parametrize(
+    ("values", "key", "fragment"),
+    [
+        ({"federation.mode": "fedbuff"}, "federation.mode", "one of ['sync', 'async']"),
+        (
+            {"federation.mode": "async", "federation.deadline": 5.0},
+            "federation.deadline",
+            "synchronous rounds only",
+        ),
+        (
+            {"federation.mode": "async", "federation.over_selection": 0.3},
+            "federation.over_selection",
+            "set federation.mode: sync",
+        ),
+        ({"federation.stragglers": "partial"}, "federation.stragglers", "needs a federation"),
+        ({"federation.deadline": 0}, "federation.deadline", "must be > 0"),
+        ({"federation.time_budget": -1.0}, "federation.time_budget", "must be > 0"),
+        ({"federation.weighting": "size"}, "federation.weighting", "'samples', 'uniform'"),
+        ({"systems.dropout": 1.0}, "systems.dropout", "[0, 1)"),
+        ({"systems.bandwidth": 0}, "systems.bandwidth", "bytes per second"),
+        ({"systems.speed_sigma": -0.1}, "systems.speed_sigma", "must be >= 0"),
+        ({"systems.window_on": 0}, "systems.window_on", "(0, 1]"),
+        ({"systems.window_period": 0}, "systems.window_period", "must be > 0"),
+        ({"fedbuff.buffer_size": 0}, "fedbuff.buffer_size", "must be >= 1"),
+        ({"fedbuff.concurrency": 0}, "fedbuff.concurrency", "must be >= 1"),
+        ({"fedbuff.staleness": "linear"}, "fedbuff.staleness", "'polynomial', 'hinge'"),
+        ({"fedbuff.staleness_exponent": -1}, "fedbuff.staleness_exponent", "must be >= 0"),
+        ({"fedbuff.max_staleness": -1}, "fedbuff.max_staleness", "must be >= 0"),
+        ({"fedbuff.buffer": 3}, "fedbuff.buffer", "buffer_size"),
+    ],
+)
+def test_federation_systems_and_fedbuff_keys_are_validated(
+    values: dict, key: str, fragment: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        RunConfig().with_values(values)
+    assert info.value.key == key and fragment in str(info.value)
+
+
+def test_federation_systems_and_fedbuff_defaults_are_the_lock_step_case() -> None:
+    config = RunConfig()
+    assert config.federation.mode == "sync" and config.federation.deadline is None
+    assert config.systems.dropout == 0 and config.systems.speed_sigma == 0
+    assert field_info("fedbuff.staleness").choices == ("constant", "polynomial", "hinge")
+    assert field_info("fedbuff.buffer_size").kind == "int"
+    assert field_info("systems.trace").optional
+
+
 def test_malformed_yaml_names_file_and_line(tmp_path: Path) -> None:
     path = write(tmp_path, "client:\n  lr: [0.1,\n")
     with pytest.raises(ConfigError, match=r"malformed YAML") as info:
@@ -184,6 +232,13 @@ _keys = st.sampled_from(
         "optimizer",
         "mu",
         "x",
+        "systems",
+        "fedbuff",
+        "mode",
+        "deadline",
+        "dropout",
+        "buffer_size",
+        "trace",
     ]
 )
 _values = st.recursive(

@@ -1,5 +1,7 @@
-"""Benchmarks: workload W (fast vs reference trainer), the FedProx paper check, search throughput."""
+"""Benchmarks: workload W (fast vs reference trainer, lock-step and asynchronous), the FedProx
+paper check, search throughput."""
 
+from fedhpo.bench._async import AsyncReport, ScheduleFigures, async_configs, run_async_bench
 from fedhpo.bench._fedprox import FedProxArm, arm_config, run_fedprox_check, summarize
 from fedhpo.bench._tune import TuneFigures, run_tune_bench
 from fedhpo.bench._workload import (
@@ -11,12 +13,16 @@ from fedhpo.bench._workload import (
 )
 
 __all__ = [
+    "AsyncReport",
     "FedProxArm",
+    "ScheduleFigures",
     "TrainerFigures",
     "TuneFigures",
     "WorkloadReport",
     "arm_config",
+    "async_configs",
     "peak_rss_bytes",
+    "run_async_bench",
     "run_fedprox_check",
     "run_tune_bench",
     "run_workload_w",

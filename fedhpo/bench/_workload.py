@@ -12,16 +12,13 @@ import numpy as np
 
 from fedhpo.config import RunConfig, config_from_dict
 from fedhpo.sim.datasets import build_dataset
-from fedhpo.sim.engine import CohortTrainer, run_simulation, train_cohort_reference
-from fedhpo.sim.fast import fast_path, train_cohort_fast
+from fedhpo.sim.engine import FAST, REFERENCE, Trainer, run_simulation
+from fedhpo.sim.fast import fast_path
 from fedhpo.sim.models import build_model
 
 Log = Callable[[str], None]
 
-TRAINERS: dict[str, CohortTrainer] = {
-    "fast": train_cohort_fast,
-    "reference": train_cohort_reference,
-}
+TRAINERS: dict[str, Trainer] = {"fast": FAST, "reference": REFERENCE}
 
 
 def workload_w_config(rounds: int = 30, clients: int = 1000, seed: int = 0) -> RunConfig:

@@ -11,7 +11,9 @@ from typing import Any
 from rich.console import Console
 
 from fedhpo.bench import (
+    AsyncReport,
     WorkloadReport,
+    run_async_bench,
     run_fedprox_check,
     run_tune_bench,
     run_workload_w,
@@ -31,13 +33,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="time the simulator on workload W, or run the FedProx paper check",
         description=(
             "w: workload W of GUIDE.md with the fast and the reference cohort trainer in one "
-            "process. fedprox: mu=0 vs mu=1 on Synthetic(1,1) and IID (FedProx paper check). "
+            "process. async: W with lognormal(sigma 1) client speeds and 10%% dropout, "
+            "synchronous rounds vs FedBuff (simulated time to the baseline's accuracy). "
+            "fedprox: mu=0 vs mu=1 on Synthetic(1,1) and IID (FedProx paper check). "
             "quality: regret of each search strategy's recommended config against a cached "
             "full-fidelity grid, at equal compute."
         ),
     )
     p.add_argument(
-        "--workload", choices=("w", "fedprox", "quality"), default="w", help="default: w"
+        "--workload", choices=("w", "async", "fedprox", "quality"), default="w", help="default: w"
     )
     p.add_argument("--problems", nargs="+", metavar="P", help="quality: problems (default: all)")
     p.add_argument(
@@ -82,6 +86,8 @@ def main(args: argparse.Namespace) -> int:
     if args.workload == "quality":
         return _quality(args, log)
     trainers = ("fast",) if args.skip_reference else ("fast", "reference")
+    if args.workload == "async":
+        return _async(args, trainers, log)
     report = run_workload_w(args.rounds or 30, args.repeat, args.clients, trainers, log)
     if args.json:
         payload = dataclasses.asdict(report) | {"speedup": report.speedup}
@@ -89,6 +95,45 @@ def main(args: argparse.Namespace) -> int:
     else:
         print(format_workload(report))
     return 0
+
+
+def _async(args: argparse.Namespace, trainers: tuple[str, ...], log: Any) -> int:
+    report = run_async_bench(args.clients, args.rounds or 30, trainers, log=log)
+    if args.json:
+        extra = {"time_ratio": report.time_ratio, "speedup_sync": report.speedup("sync")}
+        extra["speedup_fedbuff"] = report.speedup("fedbuff")
+        print(json.dumps(dataclasses.asdict(report) | extra, indent=2))
+    else:
+        print(format_async(report))
+    return 0
+
+
+def format_async(report: AsyncReport) -> str:
+    """The asynchronous benchmark as plain text: one row per schedule and trainer."""
+    columns = ["schedule", "trainer", "updates", "sim s", "test acc", "reached"]
+    columns += ["ms/update", "dropped", "cut"]
+    rows = [
+        [r.schedule, r.trainer, r.updates, r.sim_seconds, r.test_accuracy, str(r.reached)]
+        + [r.ms_per_update, r.dropped, r.cut]
+        for r in report.rows
+    ]
+    lines = [
+        f"workload W, {report.clients} clients, lognormal(1) speeds, 10% dropout: "
+        f"synchronous baseline accuracy {report.target:.4f}",
+        plain_table(columns, rows),
+        "",
+    ]
+    ratio = report.time_ratio
+    lines.append(
+        "FedBuff did not reach the baseline's accuracy in the baseline's simulated time"
+        if ratio is None
+        else f"FedBuff's simulated time to the baseline's accuracy: {ratio:.3f}x the baseline's"
+    )
+    for schedule in ("sync", "fedbuff"):
+        speedup = report.speedup(schedule)
+        if speedup is not None:
+            lines.append(f"reference / fast wall per update ({schedule}): {speedup:.1f}x")
+    return "\n".join(lines)
 
 
 def _tune(args: argparse.Namespace, log: Any) -> int:

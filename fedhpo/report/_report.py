@@ -33,6 +33,7 @@ from fedhpo.report._html import (
     table,
 )
 from fedhpo.report._param_data import contour_data, importance_data, params_data
+from fedhpo.report._sim_time import time_curves_data, time_curves_figure
 from fedhpo.store import records as rec
 
 REPORTS_DIR = Path("reports")
@@ -56,6 +57,19 @@ def default_out_dir(study_name: str) -> Path:
 def default_comparison_dir(study_names: Sequence[str]) -> Path:
     """``reports/compare-<a>-<b>...``."""
     return REPORTS_DIR / safe_folder_name("compare-" + "-".join(study_names), "compare")
+
+
+def _time_sections(study: optuna.Study) -> list[Section]:
+    """Curves in simulated time, when trials recorded it (none for older studies)."""
+    data = time_curves_data(study)
+    if not data.curves:
+        return []
+    intro = (
+        f"{data.metric} at each server update of every trial against the simulated time "
+        "(client compute, transfers, waiting) it was reached at."
+    )
+    title = "Learning curves in simulated time"
+    return [figure_section("sim-time", title, time_curves_figure(data), intro)]
 
 
 def _insight_sections(study: optuna.Study) -> list[Section]:
@@ -87,6 +101,7 @@ def _insight_sections(study: optuna.Study) -> list[Section]:
             "complete ones blue, the best one bold orange.",
             "No trial reported any round.",
         ),
+        *_time_sections(study),
         figure_section(
             "importance",
             "Parameter importances",

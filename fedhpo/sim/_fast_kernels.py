@@ -262,6 +262,6 @@ def warn_once(model: nn.Module, why: str) -> None:
 
 
 def fast_path(model: nn.Module) -> str:
-    """Which path :func:`train_cohort_fast` takes for ``model``: "linear" (batched matmuls),
+    """Which path :func:`~fedhpo.sim.fast.train_fast` takes for ``model``: "linear" (batched matmuls),
     "vmap" (``torch.func``) or "reference" (the per-client loop)."""
     return kernel_for(model).kind

@@ -8,14 +8,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from fedhpo.config import ClientConfig
 from fedhpo.sim.data import FederatedDataset
 from fedhpo.sim.sampling import STREAM_CLIENT, derive_seed
+from fedhpo.sim.work import Work, planned_steps
 
 
 @dataclass(frozen=True)
 class _Draws:
-    """Every client's local permutations (cohort order), concatenated pass after pass."""
+    """Every client's local permutations (work order), concatenated pass after pass."""
 
     n: np.ndarray
     """Training rows per client."""
@@ -27,19 +27,14 @@ class _Draws:
     """Per client, its passes' ``randperm(n)`` concatenated (local row numbers)."""
 
 
-def draw_permutations(
-    dataset: FederatedDataset, cohort: np.ndarray, hp: ClientConfig, seed: int, round_: int
-) -> _Draws:
+def draw_permutations(dataset: FederatedDataset, work: Work) -> _Draws:
     """Draw each client's permutations from its own generator, one ``randperm`` per pass."""
-    n = dataset.n_train[cohort].astype(np.int64)
-    batches = -(-n // hp.batch_size)
-    if hp.local_steps is not None:
-        steps = np.where(n > 0, hp.local_steps, 0)
-    else:
-        steps = hp.local_epochs * batches
+    n = dataset.n_train[work.clients].astype(np.int64)
+    batches = -(-n // work.hp.batch_size)
+    steps = planned_steps(n, work)
     passes = -(-steps // np.maximum(batches, 1))
     perms = []
-    seeds = _client_seeds(seed, round_, cohort)
+    seeds = _client_seeds(work.seed, work.streams, work.clients)
     gen = torch.Generator()  # re-seeding fully resets it: as good as a fresh one per client
     for s, rows, count in zip(seeds, n.tolist(), passes.tolist(), strict=True):
         gen.manual_seed(s)
@@ -100,20 +95,23 @@ def _seed_sequence_seeds(entropy: list[np.ndarray]) -> np.ndarray:
     return (state[0] | (state[1] << np.uint64(32))) >> np.uint64(1)
 
 
-def _client_seeds(seed: int, round_: int, cohort: np.ndarray) -> list[int]:
-    """``derive_seed(seed, STREAM_CLIENT, round_, c)`` for every client ``c`` of ``cohort``.
+def _client_seeds(seed: int, streams: np.ndarray, clients: np.ndarray) -> list[int]:
+    """``derive_seed(seed, STREAM_CLIENT, streams[i], clients[i])`` for every client.
 
     Vectorized; checked against :func:`~fedhpo.sim.sampling.derive_seed` on the first client
     (the loop is used instead should they ever disagree).
     """
-    clients = cohort.astype(np.uint64)
-    prefix = [w for v in (seed, STREAM_CLIENT, round_) for w in _words(int(v))]
+    streams = np.broadcast_to(streams, clients.shape)
+    prefix = [w for v in (seed, STREAM_CLIENT) for w in _words(int(v))]
     seeds: list[int] = []
-    if len(cohort) and int(cohort.max()) <= _MASK:
-        cols = [np.full(len(cohort), w, dtype=np.uint64) for w in prefix] + [clients]
+    if len(clients) and max(int(clients.max()), int(streams.max())) <= _MASK:
+        cols = [np.full(len(clients), w, dtype=np.uint64) for w in prefix]
+        cols += [streams.astype(np.uint64), clients.astype(np.uint64)]
         seeds = _seed_sequence_seeds(cols).tolist()
-    if not seeds or seeds[0] != derive_seed(seed, STREAM_CLIENT, round_, int(cohort[0])):
-        seeds = [derive_seed(seed, STREAM_CLIENT, round_, c) for c in cohort.tolist()]
+    first = derive_seed(seed, STREAM_CLIENT, int(streams[0]), int(clients[0])) if seeds else None
+    if not seeds or seeds[0] != first:
+        pairs = zip(streams.tolist(), clients.tolist(), strict=True)
+        seeds = [derive_seed(seed, STREAM_CLIENT, r, c) for r, c in pairs]
     return seeds
 
 

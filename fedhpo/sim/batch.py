@@ -7,7 +7,9 @@ vectorized call (:func:`~fedhpo.sim.fast.train_cohort_stacked`, one row per (con
 so that tail is paid once, and then aggregates, steps the server and evaluates each config on
 its own. Each result is what :func:`~fedhpo.sim.engine.run_simulation` returns for that config
 (to float rounding: the per-client settings are applied with tensor rather than scalar
-arithmetic). Configs that cannot share a pass run one by one.
+arithmetic), simulated time included. Configs that cannot share a pass run one by one, and
+so do configs whose schedule is not the plain barrier (deadlines, over-selection, dropout,
+availability windows, asynchronous aggregation, a time budget, uniform weights).
 """
 
 from __future__ import annotations
@@ -23,13 +25,15 @@ import torch
 
 from fedhpo.config import RunConfig
 from fedhpo.sim.client import ClientUpdate, evaluate
+from fedhpo.sim.clock import SystemsClock
 from fedhpo.sim.data import FederatedDataset
 from fedhpo.sim.datasets import build_dataset
 from fedhpo.sim.engine import finish_run, run_simulation
+from fedhpo.sim.evaluation import validation_sample
 from fedhpo.sim.fast import PER_CLIENT_HP, fast_path, train_cohort_stacked
 from fedhpo.sim.models import build_model
 from fedhpo.sim.result import RoundRecord, SimulationResult, Status
-from fedhpo.sim.sampling import STREAM_INIT, derive_seed, sample_cohort, validation_clients
+from fedhpo.sim.sampling import STREAM_INIT, derive_seed, sample_cohort
 from fedhpo.sim.server import ServerOptimizer, aggregate, make_server_optimizer
 
 __all__ = ["batch_key", "run_batch"]
@@ -56,6 +60,20 @@ class _Run:
     records: list[RoundRecord] = field(default_factory=list)
     status: Status = "completed"
     reason: str = ""
+
+
+def _lock_step(config: RunConfig) -> bool:
+    """Whether the run's schedule is the plain barrier: every sampled client reports."""
+    fed, systems = config.federation, config.systems
+    return (
+        fed.mode == "sync"
+        and fed.deadline is None
+        and fed.over_selection == 0
+        and fed.time_budget is None
+        and fed.weighting == "samples"
+        and systems.dropout == 0
+        and systems.window_period is None
+    )
 
 
 def run_batch(
@@ -90,7 +108,7 @@ def _run_group(
     model = build_model(
         first.model, dataset.feature_shape, dataset.num_classes, derive_seed(seed, STREAM_INIT)
     )
-    if fast_path(model) == "reference":
+    if fast_path(model) == "reference" or not _lock_step(first):
         return None
     init = {n: p.detach().clone() for n, p in model.named_parameters()}
     runs = []
@@ -99,16 +117,21 @@ def _run_group(
         runs.append(_Run(c, dict(init), server, server.init(init), reason=""))
     cohort_size = fed.cohort_size(dataset.num_clients)
     model_bytes = 4 * sum(p.numel() for p in init.values())
-    val_ids = validation_clients(seed, dataset.num_clients, fed.val_clients)
+    val_ids = validation_sample(seed, dataset.num_clients, fed.val_clients)
     val_x, val_y = dataset.val_rows(val_ids)
+    clock = SystemsClock(first.systems, dataset.num_clients, model_bytes, seed)
+    now = 0.0
     for r in range(1, fed.rounds + 1):
         live = [run for run in runs if run.status == "completed"]
         if not live:
             break
         cohort = sample_cohort(seed, r, dataset.num_clients, cohort_size)
         updates = _train_round(model, live, dataset, cohort, r)
+        steps = np.max([[u.steps for u in ups] for ups in updates], axis=0)
+        batch = np.full(len(cohort), first.client.batch_size)
+        then, now = now, float(clock.profile(cohort, batch, r).arrival(now, steps).max())
         for run, ups in zip(live, updates, strict=True):
-            _step(run, ups, r, model, (val_x, val_y), dataset, model_bytes, start)
+            _step(run, ups, r, model, (val_x, val_y), dataset, model_bytes, (start, now, then))
     out = []
     for run in runs:
         if run.status == "completed":
@@ -155,7 +178,7 @@ def _step(
     val: tuple[torch.Tensor, torch.Tensor],
     dataset: FederatedDataset,
     model_bytes: int,
-    start: float,
+    times: tuple[float, float, float],
 ) -> None:
     """Aggregate, step the server, evaluate and record one config's round (as the engine)."""
     samples = sum(u.num_samples for u in updates)
@@ -163,12 +186,13 @@ def _step(
     if not all(u.finite for u in updates) or not math.isfinite(train_loss):
         run.status, run.reason = "diverged", f"diverged: non-finite training loss in round {r}"
         return
-    run.params, run.state = run.server.step(run.params, aggregate(updates), run.state)
-    params = run.params
+    params, state = run.server.step(run.params, aggregate(updates), run.state)
     if not all(bool(torch.isfinite(p).all()) for p in params.values()):
         run.status, run.reason = "diverged", f"diverged: non-finite model parameters in round {r}"
-        return
+        return  # the result keeps the last good parameters, as the engine's does
+    run.params, run.state = params, state
     fed = run.config.federation
+    start, now, then = times
     v = evaluate(model, params, *val)
     test = None
     if r % fed.eval_every == 0 or r == fed.rounds:
@@ -187,6 +211,8 @@ def _step(
             bytes_down=model_bytes * len(updates),
             wall_seconds=time.perf_counter() - start,
             steps=sum(u.steps for u in updates),
+            sim_seconds=now,
+            update_seconds=now - then,
         )
     )
     if v.count and not math.isfinite(v.loss):

@@ -64,13 +64,15 @@ def local_update(
     y: Tensor,
     hp: ClientConfig,
     generator: torch.Generator,
+    max_steps: int | None = None,
 ) -> ClientUpdate:
     """Train from ``global_params`` on the client's rows ``(x, y)`` and return the delta.
 
     Minibatch SGD: each pass over the data draws ``torch.randperm(n, generator=generator)``
     (and nothing else is drawn) and cuts it into batches of ``hp.batch_size``, the last one
     possibly short. ``hp.local_steps`` steps are taken if set (starting new passes as needed),
-    else ``hp.local_epochs`` passes. The batch loss is mean cross-entropy plus
+    else ``hp.local_epochs`` passes; never more than ``max_steps`` when given (partial work
+    that fits a deadline: the same batches, cut short). The batch loss is mean cross-entropy plus
     ``hp.mu / 2 * ||w - w_global||^2``; the step follows ``torch.optim.SGD`` (dampening 0, no
     Nesterov): ``g = grad + weight_decay * w``, ``buf = g`` at the first step else
     ``momentum * buf + g``, ``w = w - lr * buf``. Inputs are never modified.
@@ -80,7 +82,7 @@ def local_update(
     n = int(x.shape[0])
     buf: Params | None = None
     loss_sum, rows, steps, finite = 0.0, 0, 0, True
-    for idx in _batches(n, hp, generator):
+    for idx in _batches(n, hp, generator, max_steps):
         loss, grads = _loss_and_grads(model, params, x[idx], y[idx])
         loss_sum += loss * len(idx)
         rows += len(idx)
@@ -111,9 +113,11 @@ def evaluate(
     return EvalResult(loss_sum, correct, int(x.shape[0]))
 
 
-def _batches(n: int, hp: ClientConfig, generator: torch.Generator) -> Iterator[Tensor]:
+def _batches(
+    n: int, hp: ClientConfig, generator: torch.Generator, max_steps: int | None
+) -> Iterator[Tensor]:
     """Index tensors of the local batches, drawing one permutation per pass when it starts."""
-    if n == 0:
+    if n == 0 or max_steps == 0:
         return
     steps, passes = 0, 0
     while (steps < hp.local_steps) if hp.local_steps is not None else (passes < hp.local_epochs):
@@ -122,7 +126,7 @@ def _batches(n: int, hp: ClientConfig, generator: torch.Generator) -> Iterator[T
         for start in range(0, n, hp.batch_size):
             yield perm[start : start + hp.batch_size]
             steps += 1
-            if steps == hp.local_steps:
+            if steps in (hp.local_steps, max_steps):
                 return
 
 

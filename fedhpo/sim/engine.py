@@ -1,7 +1,12 @@
-"""The round loop: sample a cohort, train it, aggregate, step the server, evaluate, call back.
+"""The one engine: a loop over timestamped events; the synchronous round is the barrier case.
 
-The engine is the only place in the simulator that sequences work; the algorithms it calls
-(local update, aggregation, server optimizer) are pure functions of tensors.
+The server sends models (dispatches), clients' updates arrive or never do, deadlines pass;
+a schedule (:mod:`fedhpo.sim.schedules`: synchronous rounds, or asynchronous buffered
+aggregation) decides, event by event, when to dispatch and which
+arrived updates make a server update. The engine owns everything else: the clock's timing,
+training (every dispatch made at the current model version is trained in one call, when the
+server is about to move on), aggregation, the server step, evaluation, records, callbacks.
+The algorithms it calls are pure functions of tensors.
 """
 
 from __future__ import annotations
@@ -12,46 +17,43 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from fedhpo.config import RunConfig
+from fedhpo.sim._run import Run, StopRun
 from fedhpo.sim.client import evaluate
-from fedhpo.sim.cohort import CohortTrainer, train_cohort_reference
+from fedhpo.sim.clock import Clock, SystemsClock
+from fedhpo.sim.cohort import REFERENCE
 from fedhpo.sim.data import FederatedDataset
 from fedhpo.sim.datasets import build_dataset
-from fedhpo.sim.fast import train_cohort_fast
+from fedhpo.sim.evaluation import Evaluator, client_accuracies
+from fedhpo.sim.events import Event
+from fedhpo.sim.fast import FAST
 from fedhpo.sim.models import build_model
 from fedhpo.sim.names import check_names
 from fedhpo.sim.result import RoundRecord, SimulationResult, Status
-from fedhpo.sim.sampling import (
-    STREAM_INIT,
-    derive_seed,
-    sample_cohort,
-    validation_clients,
-)
-from fedhpo.sim.server import aggregate, make_server_optimizer
+from fedhpo.sim.sampling import STREAM_INIT, derive_seed
+from fedhpo.sim.schedules import Barrier, FedBuff
+from fedhpo.sim.server import make_server_optimizer
+from fedhpo.sim.work import Trainer
 
 #: ``on_round_end(round, metrics) -> stop?``: the only bridge from a run to the outside
-#: (progress bars, pruning). Return True to stop the run after this round.
+#: (progress bars, pruning), called after every server update. Return True to stop the run.
 RoundCallback = Callable[[int, Mapping[str, float]], "bool | None"]
 
-Params = dict[str, torch.Tensor]
-
 #: The trainer :func:`run_simulation` uses unless told otherwise: the vectorized fast path,
-#: which itself falls back to :func:`train_cohort_reference` for models it cannot vectorize.
-default_trainer: CohortTrainer = train_cohort_fast
+#: which itself falls back to the reference loop for models it cannot vectorize.
+default_trainer: Trainer = FAST
 
 __all__ = [
-    "CohortTrainer",
+    "FAST",
+    "REFERENCE",
     "RoundCallback",
+    "Trainer",
     "default_trainer",
+    "finish_run",
     "run_simulation",
-    "train_cohort_reference",
 ]
-
-
-def _finite(params: Params) -> bool:
-    return all(bool(torch.isfinite(p).all()) for p in params.values())
 
 
 def run_simulation(
@@ -59,15 +61,18 @@ def run_simulation(
     dataset: FederatedDataset | None = None,
     *,
     callbacks: Sequence[RoundCallback] = (),
-    trainer: CohortTrainer = default_trainer,
+    trainer: Trainer = default_trainer,
+    clock: Clock | None = None,
+    record_events: bool = False,
 ) -> SimulationResult:
     """Run one federated training as ``config`` says and return its result.
 
     ``dataset`` may be passed to reuse one already built (its ``data`` section must match
     ``config.data``; ``config.data.fraction`` is applied here). Ctrl-C ends the run after the
-    current client with status ``interrupted``, keeping the rounds done. ``trainer`` trains
-    each round's cohort (default: :data:`default_trainer`; pass :func:`train_cohort_reference`
-    for the plain per-client loop).
+    current server update with status ``interrupted``, keeping the updates done. ``trainer``
+    trains each dispatch (default: :data:`default_trainer`; pass :data:`REFERENCE` for the
+    plain per-client loop). ``clock`` replaces the one ``config.systems`` describes (e.g. a
+    :class:`~fedhpo.sim.clock.ReplayClock`); ``record_events`` keeps the event log.
     """
     start = time.perf_counter()
     check_names(config)  # an unknown model or optimizer fails before the data is built
@@ -76,88 +81,76 @@ def run_simulation(
     elif config.data.fraction < 1.0:
         dataset = dataset.with_fraction(config.data.fraction)
     seed = config.seed
-    fed = config.federation
     model = build_model(
         config.model, dataset.feature_shape, dataset.num_classes, derive_seed(seed, STREAM_INIT)
     )
     params = {n: p.detach().clone() for n, p in model.named_parameters()}
-    server = make_server_optimizer(config.server)
-    state = server.init(params)
-    cohort_size = fed.cohort_size(dataset.num_clients)
     model_bytes = 4 * sum(p.numel() for p in params.values())
-    val_ids = validation_clients(seed, dataset.num_clients, fed.val_clients)
-    val_x, val_y = dataset.val_rows(val_ids)
-
-    records: list[RoundRecord] = []
-    status: Status = "completed"
-    reason = f"ran all {fed.rounds} rounds"
+    run = Run(
+        config=config,
+        dataset=dataset,
+        model=model,
+        trainer=trainer,
+        clock=clock or SystemsClock(config.systems, dataset.num_clients, model_bytes, seed),
+        evaluator=Evaluator(model, dataset, seed, config.federation.val_clients),
+        server=make_server_optimizer(config.server),
+        params=params,
+        callbacks=callbacks,
+        log=[] if record_events else None,
+        start=start,
+    )
+    cohort = config.federation.cohort_size(dataset.num_clients)
+    schedule = FedBuff(run, cohort) if config.federation.mode == "async" else Barrier(run, cohort)
     try:
-        for r in range(1, fed.rounds + 1):
-            cohort = sample_cohort(seed, r, dataset.num_clients, cohort_size)
-            updates = trainer(model, params, dataset, cohort, config.client, seed, r)
-            samples = sum(u.num_samples for u in updates)
-            train_loss = sum(u.train_loss * u.num_samples for u in updates) / max(samples, 1)
-            if not all(u.finite for u in updates) or not math.isfinite(train_loss):
-                status, reason = "diverged", f"diverged: non-finite training loss in round {r}"
-                break
-            params, state = server.step(params, aggregate(updates), state)
-            if not _finite(params):
-                status, reason = "diverged", f"diverged: non-finite model parameters in round {r}"
-                break
-            val = evaluate(model, params, val_x, val_y)
-            test = None
-            if r % fed.eval_every == 0 or r == fed.rounds:
-                test = evaluate(model, params, dataset.test_x, dataset.test_y)
-            record = RoundRecord(
-                round=r,
-                train_loss=train_loss,
-                val_loss=val.loss,
-                val_accuracy=val.accuracy,
-                test_loss=test.loss if test else None,
-                test_accuracy=test.accuracy if test else None,
-                clients=len(updates),
-                samples=samples,
-                bytes_up=model_bytes * len(updates),
-                bytes_down=model_bytes * len(updates),
-                wall_seconds=time.perf_counter() - start,
-                steps=sum(u.steps for u in updates),
-            )
-            records.append(record)
-            if val.count and not math.isfinite(val.loss):
-                status, reason = "diverged", f"diverged: non-finite validation loss in round {r}"
-                break
-            metrics = {k: v for k, v in record.__dict__.items() if v is not None}
-            if any([bool(cb(r, metrics)) for cb in callbacks]) and r < fed.rounds:
-                status, reason = "stopped", f"stopped by a callback after round {r}"
-                break
+        schedule.start()
+        while len(run.queue):
+            t, due = run.queue.pop_due()
+            for kind, dispatch, tag in due:
+                run.handle(schedule, t, kind, dispatch, tag)
+            schedule.after()
+    except StopRun:
+        pass
     except KeyboardInterrupt:
-        status, reason = "interrupted", f"interrupted after {len(records)} rounds"
+        run.status, run.reason = "interrupted", f"interrupted after {len(run.records)} rounds"
+    return _finish(run)
 
-    return finish_run(config, dataset, model, params, records, val_ids, status, reason, start)
+
+def _finish(run: Run) -> SimulationResult:
+    return finish_run(
+        run.config,
+        run.dataset,
+        run.model,
+        run.params,
+        run.records,
+        run.evaluator.val_ids,
+        run.status,
+        run.reason,
+        run.start,
+        tuple(run.log or ()),
+        run.time_to_accuracy,
+    )
 
 
 def finish_run(
     config: RunConfig,
     dataset: FederatedDataset,
     model: nn.Module,
-    params: Params,
-    records: list[RoundRecord],
+    params: dict[str, Tensor],
+    records: Sequence[RoundRecord],
     val_ids: np.ndarray,
     status: Status,
     reason: str,
     start: float,
+    events: tuple[Event, ...] = (),
+    time_to_accuracy: float = math.nan,
 ) -> SimulationResult:
-    """Final test metrics and per-client accuracies of the last good parameters."""
-    finite = _finite(params)
+    """The result of a run: final test metrics and per-client accuracies of the last good
+    parameters (none if they are not finite; no per-client ones after Ctrl-C)."""
+    finite = all(bool(torch.isfinite(p).all()) for p in params.values())
     test = evaluate(model, params, dataset.test_x, dataset.test_y) if finite else None
     client_acc: tuple[float, ...] = ()
     if finite and status != "interrupted":
-        accs = []
-        for c in val_ids.tolist():
-            x, y = dataset.client_val(c)
-            if len(y):
-                accs.append(evaluate(model, params, x, y).accuracy)
-        client_acc = tuple(accs)
+        client_acc = client_accuracies(model, dataset, val_ids, params)
     return SimulationResult(
         status=status,
         reason=reason,
@@ -170,4 +163,6 @@ def finish_run(
         data_seed=config.data.seed,
         wall_seconds=time.perf_counter() - start,
         params=params,
+        events=events,
+        time_to_accuracy=time_to_accuracy,
     )

@@ -1,18 +1,22 @@
-"""The fast cohort trainer: all sampled clients of a round step together (batched matmuls/vmap).
+"""The fast trainer: all clients of a dispatch step together (batched matmuls or vmap).
 
-:func:`train_cohort_fast` returns the same :class:`~fedhpo.sim.client.ClientUpdate` list as
-:func:`fedhpo.sim.cohort.train_cohort_reference` (to float rounding): each client draws
-``torch.randperm(n, generator=...)`` per pass from ``torch_generator(seed, STREAM_CLIENT,
-round, client)`` exactly as :func:`~fedhpo.sim.client.local_update` does, and takes the same
-SGD steps (momentum, weight decay, FedProx ``mu``).
+:data:`FAST` trains a :class:`~fedhpo.sim.work.Work` to the same
+:class:`~fedhpo.sim.work.WorkResult` as :data:`fedhpo.sim.cohort.REFERENCE` (to float
+rounding): each client draws ``torch.randperm(n, generator=...)`` per pass from
+``torch_generator(seed, STREAM_CLIENT, stream, client)`` exactly as
+:func:`~fedhpo.sim.client.local_update` does, and takes the same SGD steps (momentum, weight
+decay, FedProx ``mu``), each client with its own step budget, epochs or steps, learning rate,
+momentum, weight decay and ``mu``. Only ``batch_size`` must be shared by one call
+(:func:`~fedhpo.sim.work.train_work` splits a dispatch by it). Uniform hyperparameters take
+the scalar route, so a lock-step round computes exactly what it did before per-client values.
 
 How: clients are sorted by their number of local steps (longest first), so at step ``s`` the
 clients still training are a prefix of that order and finished ones simply drop out of the
 batch: heavy-tailed client sizes cost no padding of whole clients. A short last batch is
 padded with copies of one of its rows weighted 0, so its loss is the mean over its real rows.
-All batch indices of a cohort are built up front as one packed ``(steps x active clients,
+All batch indices of a dispatch are built up front as one packed ``(steps x active clients,
 batch)`` matrix, and the rows are gathered with one ``index_select`` per chunk of steps; the
-Python work per step is a fixed number of tensor operations, whatever the cohort size.
+Python work per step is a fixed number of tensor operations, whatever the number of clients.
 
 Models that are stacks of ``nn.Linear`` with ``ReLU`` between (optionally after
 ``nn.Flatten``: the built-in logreg and mlp, recognised by module type, not by name) get a
@@ -20,17 +24,17 @@ hand-derived forward/backward with ``torch.bmm`` (:class:`_LinearStack`). Other 
 buffers or convolutions use ``torch.func.vmap(grad(functional_call))``, which assumes rows are
 processed independently (no batch statistics). The rest (e.g. the built-in cnn: vmapped
 convolutions were slower than the loop on CPU) fall back to the reference loop, with one
-warning per model class.
+warning per model class; so does a ClientConfig with a field this module does not implement.
 
-On divergence (a non-finite loss or parameter) the whole cohort stops within a few steps; the
-updates are returned up to the first non-finite client in cohort order (as the reference
-stops there), which is flagged ``finite=False``. The other updates of such a cohort are
-partial; the engine discards the round anyway.
+On divergence (a non-finite loss or parameter) the whole dispatch stops within a few steps;
+the diverged clients are flagged ``finite=False`` and the other rows are partial; the engine
+discards the dispatch anyway.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,14 +51,13 @@ from fedhpo.sim._fast_kernels import (
     warn_once,
 )
 from fedhpo.sim._fast_schedule import Schedule, build_schedule, draw_permutations
+from fedhpo.sim._fast_sgd import RATES, Rates, sgd
 from fedhpo.sim.client import ClientUpdate, Params
-from fedhpo.sim.cohort import train_cohort_reference
+from fedhpo.sim.cohort import train_reference
 from fedhpo.sim.data import FederatedDataset
+from fedhpo.sim.work import CLIENT_FIELDS, Trainer, Work, WorkResult
 
-__all__ = ["PER_CLIENT_HP", "fast_path", "train_cohort_fast", "train_cohort_stacked"]
-
-PER_CLIENT_HP = ("lr", "momentum", "weight_decay", "mu")
-"""Client settings :func:`train_cohort_stacked` takes per client (the rest set the schedule)."""
+__all__ = ["FAST", "PER_CLIENT_HP", "fast_path", "train_cohort_stacked", "train_fast"]
 
 _PARAM_BUDGET = 1 << 25
 """Most parameter floats held per copy (params, grads, momentum): caps clients per group."""
@@ -62,6 +65,10 @@ _GATHER_BUDGET = 1 << 22
 """Most input floats gathered at once (one chunk of steps)."""
 _CHECK_EVERY = 8
 """Steps between checks for a non-finite loss (each check is a synchronising reduction)."""
+
+_IMPLEMENTED = frozenset({*RATES, "local_epochs", "local_steps", "batch_size"})
+"""The ClientConfig fields this trainer implements; for any other it uses the reference."""
+_MISSING = sorted(set(CLIENT_FIELDS) - _IMPLEMENTED)
 
 
 @dataclass
@@ -71,83 +78,31 @@ class _GroupRun:
     steps_run: int
 
 
-def _sgd(
-    ps: list[Tensor],
-    grads: list[Tensor],
-    anchors: list[Tensor],
-    bufs: list[Tensor] | None,
-    hp: ClientConfig,
-    first: bool,
-) -> None:
-    """``torch.optim.SGD``'s step in place on stacked params (proximal gradient added first)."""
-    for k, (w, g) in enumerate(zip(ps, grads, strict=True)):
-        if hp.mu:
-            g.add_(w - anchors[k], alpha=hp.mu)
-        if hp.weight_decay:
-            g.add_(w, alpha=hp.weight_decay)
-        if bufs is not None:
-            g = bufs[k].copy_(g) if first else bufs[k].mul_(hp.momentum).add_(g)
-        w.add_(g, alpha=-hp.lr)
-
-
-@dataclass(frozen=True)
-class _Columns:
-    """Per-client SGD settings of a group (group order), as ``(clients,)`` float tensors."""
-
-    values: dict[str, Tensor]
-
-    def bound(self, ps: list[Tensor]) -> list[dict[str, Tensor]]:
-        """Per parameter, each setting viewed to broadcast over the ``a`` live clients."""
-        a = ps[0].shape[0]
-        return [
-            {k: v[:a].view(a, *([1] * (p.dim() - 1))) for k, v in self.values.items()} for p in ps
-        ]
-
-
-def _sgd_columns(
-    ps: list[Tensor],
-    grads: list[Tensor],
-    anchors: list[Tensor],
-    bufs: list[Tensor] | None,
-    cols: list[dict[str, Tensor]],
-    first: bool,
-) -> None:
-    """:func:`_sgd` with per-client settings (stacked anchors, one row per client)."""
-    for k, (w, g) in enumerate(zip(ps, grads, strict=True)):
-        c = cols[k]
-        g.addcmul_(w - anchors[k], c["mu"]).addcmul_(w, c["weight_decay"])
-        if bufs is not None:
-            g = bufs[k].copy_(g) if first else bufs[k].mul_(c["momentum"]).add_(g)
-        w.addcmul_(g, c["lr"], value=-1.0)
-
-
 def _run_group(
     grad_fn: GradFn,
     anchors: list[Tensor],
     x: Tensor,
     y: Tensor,
     sched: Schedule,
-    hp: ClientConfig,
-    columns: _Columns | None = None,
+    batch: int,
+    rates: Rates,
+    stacked: bool = False,
 ) -> _GroupRun:
     """Step the group's clients together until each has taken its steps (or a loss blows up).
 
-    With ``columns`` (per-client settings) ``anchors`` are stacked, one row per client, and
-    a client whose loss blows up does not stop the others (each row is its own run)."""
-    size, batch = sched.active[0], hp.batch_size
-    if columns is None:
-        ps = [a.expand(size, *a.shape).clone() for a in anchors]
-        momentum = bool(hp.momentum)
-    else:
+    ``stacked``: ``anchors`` hold one row per client of the group, and a client whose loss
+    blows up does not stop the others (each row is its own run)."""
+    size = sched.active[0]
+    if stacked:
         ps = [a.clone() for a in anchors]
-        momentum = bool(columns.values["momentum"].any())
-    bufs = [torch.empty_like(p) for p in ps] if momentum else None
+    else:
+        ps = [a.expand(size, *a.shape).clone() for a in anchors]
+    bufs = [torch.empty_like(p) for p in ps] if rates.any("momentum") else None
     logp = torch.zeros(sched.starts[-1], batch, dtype=x.dtype)
     per_chunk = max(1, _GATHER_BUDGET // (batch * max(1, math.prod(x.shape[1:]))))
     chunk_start = chunk_end = checked = bound = 0
     chunk: tuple[Tensor, ...] = ()
-    live, live_bufs, live_anchors, step = ps, bufs, anchors, None
-    cols: list[dict[str, Tensor]] = []
+    live, live_bufs, live_rates, live_anchors, step = ps, bufs, rates, anchors, None
     scratch: dict[int, Tensor] = {}
     steps_run = len(sched.active)
     for s, (a, start) in enumerate(zip(sched.active, sched.starts, strict=False)):
@@ -160,18 +115,14 @@ def _run_group(
         if a != bound:  # views and buffers for this many active clients
             live = [p[:a] for p in ps]
             live_bufs = None if bufs is None else [b[:a] for b in bufs]
-            if columns is not None:
-                live_anchors, cols = [t[:a] for t in anchors], columns.bound(live)
+            live_rates = rates.head(a)
+            live_anchors = [t[:a] for t in anchors] if stacked else anchors
             step, bound = grad_fn.bind(live, batch, scratch), a
         lo, hi = start - chunk_start, start + a
         assert step is not None
         grads = step(*[t[lo : lo + a] for t in chunk], logp[start:hi])
-        if columns is None:
-            _sgd(live, grads, anchors, live_bufs, hp, s == 0)
-        else:
-            _sgd_columns(live, grads, live_anchors, live_bufs, cols, s == 0)
-            continue
-        if (s + 1) % _CHECK_EVERY == 0:
+        sgd(live, grads, live_anchors, live_bufs, live_rates, s == 0)
+        if not stacked and (s + 1) % _CHECK_EVERY == 0:
             if not bool(torch.isfinite(logp[checked:hi]).all()):
                 steps_run = s + 1
                 break
@@ -179,15 +130,11 @@ def _run_group(
     return _GroupRun(ps, logp, steps_run)
 
 
-def _group_updates(
-    run: _GroupRun,
-    deltas: list[Tensor],
-    sched: Schedule,
-    keys: list[tuple[str, int]],
-    n: np.ndarray,
-) -> list[ClientUpdate]:
-    """Per-client updates of a group, in group order, as the reference would report them;
-    ``deltas`` are the group's stacked deltas in the model's layout."""
+def _group_result(
+    run: _GroupRun, deltas: dict[str, Tensor], sched: Schedule, clients: np.ndarray, n: np.ndarray
+) -> WorkResult:
+    """The group's rows, in group order, as the reference would report them; ``deltas`` are
+    the group's stacked deltas in the model's layout."""
     size = sched.active[0]
     done = sched.starts[run.steps_run]
     logp = run.logp[:done].double().numpy()
@@ -204,53 +151,99 @@ def _group_updates(
     for p in run.params:  # amax/amin propagate NaN and are much faster than isfinite
         flat = p.flatten(1)
         finite &= (torch.isfinite(flat.amax(1)) & torch.isfinite(flat.amin(1))).numpy()
-    split = [(k, deltas[j].unbind(0)) for k, j in keys]
-    train_loss = np.divide(loss_sum, rows, out=np.zeros(size), where=rows > 0).tolist()
-    return [
-        ClientUpdate({k: d[i] for k, d in split}, num, loss, stepped, ok)
-        for i, (num, loss, stepped, ok) in enumerate(
-            zip(n.tolist(), train_loss, steps.tolist(), finite.tolist(), strict=True)
-        )
-    ]
+    return WorkResult(
+        clients=clients,
+        deltas=deltas,
+        num_samples=n,
+        steps=steps.astype(np.int64),
+        losses=np.divide(loss_sum, rows, out=np.zeros(size), where=rows > 0),
+        finite=finite,
+    )
 
 
-def train_cohort_fast(
-    model: nn.Module,
-    params: Params,
-    dataset: FederatedDataset,
-    cohort: np.ndarray,
-    hp: ClientConfig,
-    seed: int,
-    round_: int,
-) -> list[ClientUpdate]:
-    """Train the cohort's clients together; same updates as ``train_cohort_reference``.
+def train_fast(model: nn.Module, dataset: FederatedDataset, work: Work) -> WorkResult:
+    """Train ``work``'s clients together; the same result as the reference trainer.
 
-    A :class:`~fedhpo.sim.cohort.CohortTrainer`. Falls back to the reference loop (warning
-    once per model class) for models neither fast path handles.
+    Falls back to the reference loop (warning once per model class) for models neither
+    fast path handles. ``batch_size`` must be the same for all clients.
     """
-    if len(cohort) == 0:
-        return []
+    if len(work) == 0:
+        return WorkResult.empty(work)
+    if "batch_size" in work.varying():
+        raise ValueError("the fast trainer needs one batch_size per call (use train_work)")
     kernel = kernel_for(model)
+    params = work.params
     usable = (
         kernel.grad_fn is not None
+        and not _MISSING
         and set(params) == set(kernel.names)
         and all(p.dtype == dataset.x.dtype for p in params.values())
         and (kernel.flattens or len(dataset.feature_shape) == 1)
     )
+    if _MISSING:
+        warnings.warn(
+            f"fedhpo fast trainer: ClientConfig fields {_MISSING} are not implemented here; "
+            "training with the reference loop",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     if not usable:
-        return train_cohort_reference(model, params, dataset, cohort, hp, seed, round_)
+        return train_reference(model, dataset, work)
     assert kernel.grad_fn is not None
-    anchors = [params[k].detach() for k in kernel.names]
-    keys = [(k, kernel.names.index(k)) for k in params]  # deltas keyed in the caller's order
     try:
-        updates = _train(kernel.grad_fn, anchors, keys, dataset, cohort, hp, seed, round_)
+        return _train(kernel.grad_fn, list(kernel.names), dataset, work)
     except Exception as exc:  # a model torch.func cannot vectorize: use the reference loop
         if kernel.kind != "vmap":
             raise
         warn_once(model, f"cannot be vectorized with torch.func ({type(exc).__name__}: {exc})")
         KERNELS[model] = Kernel("reference", None)
-        return train_cohort_reference(model, params, dataset, cohort, hp, seed, round_)
-    return updates
+        return train_reference(model, dataset, work)
+
+
+def _train(grad_fn: GradFn, names: list[str], dataset: FederatedDataset, work: Work) -> WorkResult:
+    """Draw, bucket (sort by steps, cut into groups that fit the memory budget), train.
+
+    ``names`` are the parameters in the kernel's order; the result keys them in the order of
+    ``work.params``."""
+    anchors = [work.params[k].detach() for k in names]
+    stacked = work.stacked
+    draws = draw_permutations(dataset, work)
+    order = np.argsort(-draws.steps, kind="stable")
+    order = order[draws.steps[order] > 0]
+    one = [a[0] for a in anchors] if stacked else anchors
+    per_group = max(1, _PARAM_BUDGET // max(1, sum(a.numel() for a in one)))
+    first_row = dataset.offsets[work.clients]
+    out = WorkResult.empty(work)
+    out.num_samples[:] = draws.n
+    internal = grad_fn.to_internal(anchors)
+    batch = work.hp.batch_size
+    for lo in range(0, len(order), per_group):
+        group = order[lo : lo + per_group]
+        sched = build_schedule(draws, group, first_row[group], batch, dataset.x.dtype)
+        start, rows = anchors, internal
+        if stacked:
+            index = torch.from_numpy(group)
+            start = [a.index_select(0, index) for a in anchors]
+            rows = [t.index_select(0, index) for t in internal]
+        rates = Rates.of(work, group, [t[0] for t in rows] if stacked else rows)
+        run = _run_group(grad_fn, rows, dataset.x, dataset.y, sched, batch, rates, stacked)
+        final = grad_fn.from_internal(run.params)
+        deltas = {
+            k: torch.sub(p, a, out=p.new_empty(p.shape))
+            for k, p, a in zip(names, final, start, strict=True)
+        }
+        part = _group_result(run, deltas, sched, work.clients[group], draws.n[group])
+        out.put(group, part)
+        if run.steps_run < len(sched.active):
+            break  # diverged: the engine ends the run, so skip the remaining groups
+    return out
+
+
+#: The vectorized trainer: varies every per-step option per client, not ``batch_size``.
+FAST = Trainer("fast", train_fast, _IMPLEMENTED - {"batch_size"})
+
+PER_CLIENT_HP = RATES
+"""Client settings :func:`train_cohort_stacked` takes per client (the rest set the schedule)."""
 
 
 def train_cohort_stacked(
@@ -267,77 +260,16 @@ def train_cohort_stacked(
 
     ``starts[k]`` stacks one row per cohort position (``(len(cohort), *shape)``); a client id
     may appear several times (one federation per row, e.g. several configs run together).
-    ``per_client`` gives each of :data:`PER_CLIENT_HP` per position; ``hp`` gives the rest
-    (batch size, local epochs or steps), shared because it sets the batch schedule. Each
-    client draws the same permutations as in :func:`train_cohort_fast`, and a client whose
-    loss blows up stops no other (its update is flagged ``finite=False``). Needs a model the
-    fast path vectorizes (``fast_path(model) != "reference"``).
+    ``per_client`` gives each of :data:`PER_CLIENT_HP` per position; ``hp`` the rest. A
+    client whose loss blows up stops no other. Needs a model the fast path vectorizes.
     """
     kernel = kernel_for(model)
     if kernel.grad_fn is None or set(starts) != set(kernel.names):
         raise ValueError(f"train_cohort_stacked needs a vectorizable model, got {kernel.kind}")
-    if len(cohort) == 0:
-        return []
     missing = set(PER_CLIENT_HP) - set(per_client)
     if missing:
         raise ValueError(f"per_client lacks {sorted(missing)}")
-    anchors = [starts[k].detach() for k in kernel.names]
-    keys = [(k, kernel.names.index(k)) for k in starts]
-    dtype = dataset.x.dtype
-    values = {k: torch.as_tensor(np.asarray(per_client[k]), dtype=dtype) for k in PER_CLIENT_HP}
-    return _train(kernel.grad_fn, anchors, keys, dataset, cohort, hp, seed, round_, values)
-
-
-def _train(
-    grad_fn: GradFn,
-    anchors: list[Tensor],
-    keys: list[tuple[str, int]],
-    dataset: FederatedDataset,
-    cohort: np.ndarray,
-    hp: ClientConfig,
-    seed: int,
-    round_: int,
-    per_client: dict[str, Tensor] | None = None,
-) -> list[ClientUpdate]:
-    """Draw, bucket (sort by steps, cut into groups that fit the memory budget), train.
-
-    ``anchors`` are in the kernel's order; ``keys`` maps each delta key, in the order the
-    updates list them, to its position there. With ``per_client`` settings (cohort order) the
-    anchors are stacked per cohort position and a diverged client stops no other."""
-    stacked = per_client is not None
-    draws = draw_permutations(dataset, cohort, hp, seed, round_)
-    order = np.argsort(-draws.steps, kind="stable")
-    order = order[draws.steps[order] > 0]
-    one = [a[0] for a in anchors] if stacked else anchors
-    per_group = max(1, _PARAM_BUDGET // max(1, sum(a.numel() for a in one)))
-    first_row = dataset.offsets[cohort]
-    zeros = {k: torch.zeros_like(one[j]) for k, j in keys}
-    updates = [ClientUpdate(zeros, 0, 0.0, 0, True)] * len(cohort)
-    internal = grad_fn.to_internal(anchors)
-    for lo in range(0, len(order), per_group):
-        group = order[lo : lo + per_group]
-        sched = build_schedule(draws, group, first_row[group], hp.batch_size, dataset.x.dtype)
-        if per_client is None:
-            run = _run_group(grad_fn, internal, dataset.x, dataset.y, sched, hp)
-            start = anchors
-        else:
-            index = torch.from_numpy(group)
-            cols = _Columns({k: v[index] for k, v in per_client.items()})
-            rows = [t.index_select(0, index) for t in internal]
-            run = _run_group(grad_fn, rows, dataset.x, dataset.y, sched, hp, cols)
-            start = [a.index_select(0, index) for a in anchors]
-        final = grad_fn.from_internal(run.params)
-        deltas = [
-            torch.sub(p, a, out=p.new_empty(p.shape)) for p, a in zip(final, start, strict=True)
-        ]
-        done = _group_updates(run, deltas, sched, keys, draws.n[group])
-        for pos, update in zip(group.tolist(), done, strict=True):
-            updates[pos] = update
-        if run.steps_run < len(sched.active):
-            break  # diverged: the engine ends the run, so skip the remaining groups
-    if stacked:
-        return updates
-    for i, update in enumerate(updates):
-        if not update.finite:
-            return updates[: i + 1]
-    return updates
+    overrides = {k: tuple(np.asarray(per_client[k]).tolist()) for k in PER_CLIENT_HP}
+    k = len(cohort)
+    work = Work(cohort, starts, hp, seed, np.full(k, round_), 0, None, overrides, stacked=True)
+    return train_fast(model, dataset, work).updates() if k else []

@@ -1,4 +1,4 @@
-"""The typed outcome of one simulation: per-round records and final metrics."""
+"""The typed outcome of one simulation: per-server-update records and final metrics."""
 
 from __future__ import annotations
 
@@ -9,13 +9,16 @@ from typing import Any, Literal
 import torch
 
 from fedhpo.metrics import METRICS
+from fedhpo.sim.events import Event
 
 Status = Literal["completed", "stopped", "diverged", "interrupted"]
 
 
 @dataclass(frozen=True)
 class RoundRecord:
-    """What happened in one round (1-based). Test metrics are None between evaluations."""
+    """What happened in one server update (1-based: a synchronous round, or one FedBuff
+    buffer flush). Test metrics are None between evaluations; times are simulated seconds
+    (``sim_seconds`` since the start of the run) except ``wall_seconds``."""
 
     round: int
     train_loss: float
@@ -29,7 +32,18 @@ class RoundRecord:
     bytes_down: int
     wall_seconds: float
     steps: int = 0
-    """Client local SGD steps taken this round (the compute a budget counts)."""
+    """Client local SGD steps trained since the previous update (the compute a budget
+    counts; in a round, those of its clients)."""
+    sim_seconds: float = 0.0
+    """Simulated time of this update since the start of the run."""
+    update_seconds: float = 0.0
+    """Simulated time since the previous update."""
+    dropped: int = 0
+    """Clients that dropped out (never reported) since the previous update."""
+    cut: int = 0
+    """Clients cut since the previous update: late at a deadline or a full round, or too stale."""
+    staleness: float = 0.0
+    """Mean staleness (server updates) of the client updates aggregated."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +62,10 @@ class SimulationResult:
     data_seed: int
     wall_seconds: float
     params: dict[str, torch.Tensor] = field(repr=False, compare=False)
+    events: tuple[Event, ...] = field(default=(), repr=False, compare=False)
+    """The timestamped event log, when the run was asked to record it."""
+    time_to_accuracy: float = math.nan
+    """Simulated seconds to ``federation.target_accuracy`` (nan if not set or not reached)."""
 
     @property
     def last(self) -> RoundRecord | None:
@@ -57,6 +75,19 @@ class SimulationResult:
     def bytes_sent(self) -> int:
         """Bytes sent up and down over the whole run (float32 parameters)."""
         return sum(r.bytes_up + r.bytes_down for r in self.rounds)
+
+    @property
+    def sim_seconds(self) -> float:
+        """Simulated seconds up to the last server update."""
+        return self.rounds[-1].sim_seconds if self.rounds else 0.0
+
+    @property
+    def clients_dropped(self) -> int:
+        return sum(r.dropped for r in self.rounds)
+
+    @property
+    def clients_cut(self) -> int:
+        return sum(r.cut for r in self.rounds)
 
     @property
     def samples_processed(self) -> int:
@@ -75,6 +106,8 @@ class SimulationResult:
             "test_loss": self.test_loss,
             "bytes_sent": float(self.bytes_sent),
             "wall_seconds": self.wall_seconds,
+            "sim_seconds": self.sim_seconds,
+            "time_to_accuracy": self.time_to_accuracy,
             "val_accuracy": last.val_accuracy if last else math.nan,
             "val_loss": last.val_loss if last else math.nan,
             "train_loss": last.train_loss if last else math.nan,
@@ -99,6 +132,8 @@ class SimulationResult:
             "reason": self.reason,
             "final": {m: _json_float(self.metric(m)) for m in METRICS},
             "samples_processed": self.samples_processed,
+            "clients_dropped": self.clients_dropped,
+            "clients_cut": self.clients_cut,
             "steps": self.steps,
             "num_clients": self.num_clients,
             "seed": self.seed,

@@ -1,4 +1,4 @@
-"""Server side: weighted aggregation of client deltas and the server optimizers applied to it.
+"""Server side: the server optimizers applied to the aggregated delta (and a list aggregate).
 
 The optimizers follow Algorithm 2 of Reddi et al. 2021, "Adaptive Federated Optimization"
 (no bias correction). ``delta`` is the sample-weighted mean of (local - global) parameters,
@@ -11,11 +11,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from fedhpo.config import ServerConfig
 from fedhpo.errors import ConfigError
+from fedhpo.sim.aggregate import Contributions
+from fedhpo.sim.aggregate import aggregate as aggregate_contributions
 from fedhpo.sim.client import ClientUpdate, Params
 
 StateT = TypeVar("StateT")
@@ -24,19 +27,18 @@ StateT = TypeVar("StateT")
 def aggregate(updates: Sequence[ClientUpdate]) -> Params:
     """Sample-count-weighted mean of the updates' deltas (the pseudo-gradient).
 
-    Accumulates in float64 so identical deltas average back to themselves exactly. Non-finite
-    deltas propagate; deciding what to do with them is the caller's business.
+    :func:`fedhpo.sim.aggregate.aggregate` of fresh updates weighted by samples, for a list
+    of per-client updates. Non-finite deltas propagate.
     """
     used = [u for u in updates if u.num_samples > 0]
     if not used:
         raise ValueError("aggregate needs at least one update with num_samples > 0")
-    total = sum(u.num_samples for u in used)
-    weights = torch.tensor([u.num_samples for u in used], dtype=torch.float64)
-    out: Params = {}
-    for k, ref in used[0].delta.items():
-        stacked = torch.stack([u.delta[k] for u in used]).to(torch.float64)
-        out[k] = (torch.tensordot(weights, stacked, dims=1) / total).to(ref.dtype)
-    return out
+    contrib = Contributions(
+        deltas={k: torch.stack([u.delta[k] for u in used]) for k in used[0].delta},
+        num_samples=np.array([u.num_samples for u in used], dtype=np.int64),
+        staleness=np.zeros(len(used), dtype=np.int64),
+    )
+    return aggregate_contributions(contrib)
 
 
 class ServerOptimizer(Protocol[StateT]):

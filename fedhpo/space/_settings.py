@@ -18,8 +18,9 @@ DEFAULT_BUDGET = 10.0
 """Compute of a single-objective search when neither trials nor budget is given, in
 full-run equivalents (client local steps of one full-fidelity run of the base config)."""
 
-DEFAULT_PROMOTE = 3
-"""Top trials a single-objective search re-runs at full fidelity with more seeds."""
+DEFAULT_PROMOTE = 0
+"""Top trials re-run with more seeds by default: none (at a budget of 10 full runs the
+quality benchmark found the re-runs better spent on search; `--promote K` turns it on)."""
 
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc", "grid")
 """Sampler names (the tune layer maps them to Optuna samplers); the first is the default."""
@@ -161,7 +162,8 @@ class TunerSpec:
     """Seconds, or ``None`` for no time limit."""
     seed: int = 0
     promote: int | None = None
-    """Top trials re-run at full fidelity with more seeds; ``None``: 3 (single objective)."""
+    """Top trials re-run at full fidelity with more seeds (and the base config with them);
+    ``None``: 0, see :data:`DEFAULT_PROMOTE`."""
     seeds: int = 2
     """Training seeds per promoted config (a trial's own full-fidelity run counts as one)."""
     calibrate: bool | None = None

@@ -318,6 +318,14 @@ def check_space(
     if not isinstance(base, RunConfig):
         raise _err("base", f"the base must be a RunConfig, got {type(base).__name__}")
     objectives = _check_objectives(objectives)
+    if "time_to_accuracy" in [o.metric for o in objectives] and (
+        base.federation.target_accuracy is None
+    ):
+        raise _err(
+            "objective",
+            "time_to_accuracy needs federation.target_accuracy in the base config "
+            "(the validation accuracy to reach)",
+        )
     trial_base = _fidelity_base(base, fidelity)
     fitted = []
     for p in params:

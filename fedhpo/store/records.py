@@ -38,7 +38,7 @@ BUDGET = "budget"  # {"trials": total, "timeout": seconds, "started": epoch seco
 FIDELITY_CHECK = "fidelity_check"  # the calibration: rank correlation per rung, the choice
 COMPUTE = "compute"  # {"full_run_steps": ..., "spent_steps": ...} of the last tune session
 
-CURVE_KEYS = ("train_loss", "val_loss", "val_accuracy")
+CURVE_KEYS = ("train_loss", "val_loss", "val_accuracy", "sim_seconds")
 
 
 def clean(value: Any) -> Any:

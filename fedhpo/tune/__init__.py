@@ -4,7 +4,7 @@ The default search of a single objective (what ``fedhpo tune --space FILE`` does
 budget of 10 full-run equivalents; first run the base config and a few space-filling configs
 to full fidelity and measure which shorter run ranks configs like the full one (the fidelity
 check); then TPE proposals under successive halving whose rungs start there and end at full
-fidelity; then re-run the top 3 and the base config with a second seed and rank by the mean.
+fidelity. ``promote`` (off by default) re-runs the top K and the base config with more seeds.
 """
 
 from __future__ import annotations

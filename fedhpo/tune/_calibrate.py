@@ -125,7 +125,8 @@ def choose(
     finals = [at(c, full) if len(c) == full else worst for c in curves]
     rho = [spearman([at(c, r) for c in curves], finals) for r in rungs]
     chosen = next(
-        (r for r, p in zip(rungs, rho, strict=True) if p is not None and p >= threshold), None
+        (r for r, p in zip(rungs, rho, strict=True) if p is not None and p >= threshold - 1e-9),
+        None,
     )
     return rho, chosen
 

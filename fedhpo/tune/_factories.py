@@ -11,9 +11,12 @@ import optuna
 from fedhpo.errors import SearchSpaceError
 from fedhpo.space import SAMPLERS
 
+STARTUP = 4
+"""Random trials before TPE models the results (the fidelity check's 4 configs count)."""
+
 _SAMPLERS: dict[str, Callable[[int, dict[str, list[Any]]], optuna.samplers.BaseSampler]] = {
     "tpe": lambda seed, _: optuna.samplers.TPESampler(
-        seed=seed, multivariate=True, group=True, constant_liar=True
+        seed=seed, multivariate=True, group=True, constant_liar=True, n_startup_trials=STARTUP
     ),
     "random": lambda seed, _: optuna.samplers.RandomSampler(seed=seed),
     "gp": lambda seed, _: optuna.samplers.GPSampler(seed=seed),

@@ -143,6 +143,13 @@ class Objective:
             raise optuna.TrialPruned(reason)
         values = [result.metric(m) for m in self.metrics]
         bad = [m for m, v in zip(self.metrics, values, strict=True) if not math.isfinite(v)]
+        if bad == ["time_to_accuracy"]:
+            reason = (
+                f"did not reach federation.target_accuracy in {len(result.rounds)} rounds "
+                f"({result.sim_seconds:.4g} simulated s)"
+            )
+            trial.set_user_attr(rec.STATUS_REASON, reason)
+            raise optuna.TrialPruned(reason)
         if bad:
             reason = f"diverged: objective {', '.join(bad)} is not finite"
             trial.set_user_attr(rec.STATUS_REASON, reason)

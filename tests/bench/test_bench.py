@@ -6,7 +6,15 @@ import json
 
 import pytest
 
-from fedhpo.bench import arm_config, run_fedprox_check, run_tune_bench, run_workload_w, summarize
+from fedhpo.bench import (
+    arm_config,
+    async_configs,
+    run_async_bench,
+    run_fedprox_check,
+    run_tune_bench,
+    run_workload_w,
+    summarize,
+)
 from fedhpo.cli.bench import plain_table
 from fedhpo.cli.main import main
 from fedhpo.config import config_from_dict
@@ -30,6 +38,39 @@ def test_bench_cli_json_is_stable(capsys) -> None:
     assert code == 0
     assert {"clients", "rounds", "trainers", "raw_bytes", "speedup"} <= payload.keys()
     assert payload["trainers"][0]["trainer"] == "fast" and payload["speedup"] is None
+
+
+def test_async_workload_is_w_on_a_heterogeneous_federation() -> None:
+    sync, buff = async_configs(clients=1000)
+    assert (sync.systems.speed_sigma, sync.systems.dropout) == (1.0, 0.1)
+    assert sync.federation.mode == "sync" and sync.federation.rounds == 30
+    assert buff.federation.mode == "async" and buff.fedbuff.buffer_size == 10
+    assert buff.fedbuff.concurrency == sync.federation.clients_per_round == 100
+    assert (buff.client, buff.model, buff.data) == (sync.client, sync.model, sync.data)
+
+
+def test_async_bench_figures_are_consistent() -> None:
+    report = run_async_bench(clients=120, rounds=3)
+    sync, ref_sync = report.get("sync"), report.get("sync", "reference")
+    buff, ref_buff = report.get("fedbuff"), report.get("fedbuff", "reference")
+    assert sync and ref_sync and buff and ref_buff
+    assert report.target == sync.test_accuracy
+    assert sync.updates == 3 and sync.dropped > 0 and sync.sim_seconds > 0
+    assert ref_sync.sim_seconds == sync.sim_seconds  # the same schedule, trainer aside
+    assert ref_buff.updates == buff.updates
+    assert buff.sim_seconds <= sync.sim_seconds or buff.reached
+    if buff.reached:
+        assert report.time_ratio == buff.sim_seconds / sync.sim_seconds
+    assert report.speedup("fedbuff") is not None
+
+
+def test_async_bench_cli_json(capsys) -> None:
+    args = ["bench", "--workload", "async", "--rounds", "2", "--clients", "120"]
+    code = main([*args, "--skip-reference", "--json"])
+    payload = json.loads(capsys.readouterr().out)
+    assert code == 0 and payload["speedup_fedbuff"] is None
+    assert [r["schedule"] for r in payload["rows"]] == ["sync", "fedbuff"]
+    assert {"target", "time_ratio", "clients"} <= payload.keys()
 
 
 def test_fedprox_arms_cover_both_variants_and_mus() -> None:

@@ -1,4 +1,5 @@
-"""The fast cohort trainer against the reference per-client loop, option by option."""
+"""The fast trainer against the reference per-client loop, option by option (uniform ones;
+per-client options and budgets are in test_work.py)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from torch import nn
 
 from fedhpo.config import ClientConfig, ModelConfig, config_from_dict
 from fedhpo.sim import _fast_kernels, _fast_schedule, fast
-from fedhpo.sim.client import ClientUpdate
+from fedhpo.sim.cohort import REFERENCE, train_reference
 from fedhpo.sim.data import FederatedDataset
-from fedhpo.sim.engine import default_trainer, run_simulation, train_cohort_reference
+from fedhpo.sim.engine import default_trainer, run_simulation
 from fedhpo.sim.models import build_model
 from fedhpo.sim.sampling import STREAM_CLIENT, derive_seed
+from fedhpo.sim.work import Work, WorkResult
 
 # Heavy-tailed client sizes with a 1-row client, an empty one and short last batches.
 SIZES = [1, 7, 23, 5, 64, 3, 40, 11, 0, 16, 2, 9]
@@ -57,22 +59,28 @@ def params_of(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: p.detach().clone() for k, p in model.named_parameters()}
 
 
-def assert_same_updates(ref: list[ClientUpdate], got: list[ClientUpdate]) -> None:
-    assert len(got) == len(ref)
-    for r, g in zip(ref, got, strict=True):
-        assert (g.num_samples, g.steps, g.finite) == (r.num_samples, r.steps, r.finite)
-        assert g.train_loss == pytest.approx(r.train_loss, abs=1e-5)
-        assert list(g.delta) == list(r.delta)
-        for k in r.delta:
-            assert g.delta[k].shape == r.delta[k].shape
-            torch.testing.assert_close(g.delta[k], r.delta[k], rtol=0, atol=1e-5)
+def assert_same_results(ref: WorkResult, got: WorkResult) -> None:
+    assert np.array_equal(got.clients, ref.clients)
+    assert np.array_equal(got.num_samples, ref.num_samples)
+    assert np.array_equal(got.steps, ref.steps)
+    assert np.array_equal(got.finite, ref.finite)
+    np.testing.assert_allclose(got.losses, ref.losses, rtol=0, atol=1e-5)
+    assert list(got.deltas) == list(ref.deltas)
+    for k in ref.deltas:
+        assert got.deltas[k].shape == ref.deltas[k].shape
+        torch.testing.assert_close(got.deltas[k], ref.deltas[k], rtol=0, atol=1e-5)
+
+
+def work_of(params, hp: ClientConfig, cohort=COHORT, seed: int = 7, stream: int = 3) -> Work:
+    return Work(cohort, params, hp, seed, np.full(len(cohort), stream))
 
 
 def compare(model: nn.Module, hp: ClientConfig, data=DATA, cohort=COHORT, round_: int = 3):
     params = params_of(model)
-    ref = train_cohort_reference(model, params, data, cohort, hp, 7, round_)
-    got = fast.train_cohort_fast(model, params, data, cohort, hp, 7, round_)
-    assert_same_updates(ref, got)
+    work = work_of(params, hp, cohort, stream=round_)
+    ref = train_reference(model, data, work)
+    got = fast.train_fast(model, data, work)
+    assert_same_results(ref, got)
     assert all(torch.equal(params[k], p) for k, p in model.named_parameters())  # untouched
     return got
 
@@ -123,9 +131,10 @@ def test_bias_free_layers_and_nested_sequentials() -> None:
 def test_params_in_another_order_give_deltas_in_that_order() -> None:
     model = build_model(MODELS["mlp1"], (6,), 4, seed=0)
     params = dict(reversed(params_of(model).items()))
-    hp = OPTIONS["momentum"]
-    ref = train_cohort_reference(model, params, DATA, COHORT, hp, 1, 2)
-    assert_same_updates(ref, fast.train_cohort_fast(model, params, DATA, COHORT, hp, 1, 2))
+    work = work_of(params, OPTIONS["momentum"], seed=1, stream=2)
+    got = fast.train_fast(model, DATA, work)
+    assert list(got.deltas) == list(params)
+    assert_same_results(train_reference(model, DATA, work), got)
 
 
 def test_groups_and_gather_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -141,7 +150,12 @@ def test_client_seeds_match_derive_seed() -> None:
     for seed in (0, 5, 2**32 - 1, 2**32, 2**40 + 3, 2**63 - 1):
         for round_ in (1, 30, 2**33):
             expected = [derive_seed(seed, STREAM_CLIENT, round_, int(c)) for c in clients]
-            assert _fast_schedule._client_seeds(seed, round_, clients) == expected
+            streams = np.full(len(clients), round_)
+            assert _fast_schedule._client_seeds(seed, streams, clients) == expected
+    streams = np.array([1, 9, 2, 40, 3, 3])  # one stream per client (asynchronous dispatch)
+    pairs = zip(streams.tolist(), clients.tolist(), strict=True)
+    expected = [derive_seed(5, STREAM_CLIENT, r, c) for r, c in pairs]
+    assert _fast_schedule._client_seeds(5, streams, clients) == expected
 
 
 class Tanh(nn.Module):
@@ -182,19 +196,18 @@ def test_buffers_and_random_ops_fall_back() -> None:
     assert fast.fast_path(dropout) == "vmap"
     _fast_kernels._WARNED.discard(nn.Sequential)
     with pytest.warns(RuntimeWarning, match="torch.func"):
-        updates = fast.train_cohort_fast(
-            dropout, params_of(dropout), DATA, COHORT, OPTIONS["plain"], 0, 1
-        )
-    assert len(updates) == len(COHORT)
+        result = fast.train_fast(dropout, DATA, work_of(params_of(dropout), OPTIONS["plain"]))
+    assert len(result) == len(COHORT) and bool(result.finite.all())
+    assert int(result.steps.sum()) > 0
     assert fast.fast_path(dropout) == "reference"
 
 
 def test_divergence_is_reported() -> None:
     model = build_model(MODELS["mlp1"], (6,), 4, seed=0)
     hp = ClientConfig(lr=1e6, batch_size=2, momentum=0.9, local_epochs=20)
-    updates = fast.train_cohort_fast(model, params_of(model), DATA, COHORT, hp, 0, 1)
-    assert not updates[-1].finite
-    assert all(u.finite for u in updates[:-1])
+    work = work_of(params_of(model), hp, seed=0, stream=1)
+    for trainer in (fast.train_fast, train_reference):
+        assert not trainer(model, DATA, work).finite.all()
 
 
 SMALL = {
@@ -207,9 +220,9 @@ SMALL = {
 
 def test_run_simulation_same_params_with_both_trainers() -> None:
     config = config_from_dict(SMALL)
-    assert default_trainer is fast.train_cohort_fast
+    assert default_trainer is fast.FAST
     a = run_simulation(config)
-    b = run_simulation(config, trainer=train_cohort_reference)
+    b = run_simulation(config, trainer=REFERENCE)
     assert a.status == b.status == "completed"
     for k in b.params:
         torch.testing.assert_close(a.params[k], b.params[k], rtol=0, atol=1e-5)

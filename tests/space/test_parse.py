@@ -57,7 +57,7 @@ def test_full_file(write_space, run_yaml: Path) -> None:
     assert space.fidelity == Fidelity(
         rounds=20, clients_per_round=10, data_fraction=0.5, report_every=2
     )
-    assert space.tuner == TunerSpec("tpe", "median", 40, timeout=600, seed=3, promote=3)
+    assert space.tuner == TunerSpec("tpe", "median", 40, timeout=600, seed=3, promote=0)
     assert space.fidelity.report_every == 2  # the old key name eval_every still reads
     assert space.param("client.lr") == FloatParam("client.lr", 1e-4, 1.0, log=True)
     assert space.param("client.local_epochs") == IntParam("client.local_epochs", 1, 5)
@@ -74,8 +74,8 @@ def test_defaults(space_of) -> None:
     assert space.base == RunConfig() and space.base_path is None
     assert space.objectives == (Objective("val_accuracy", "maximize"),)
     assert space.fidelity == Fidelity()
-    # the default search: successive halving, a budget of 10 full runs, promotion of the top 3
-    assert space.tuner == TunerSpec("tpe", "successive_halving", None, 10.0, promote=3)
+    # the default search: successive halving, a budget of 10 full runs, no promotion
+    assert space.tuner == TunerSpec("tpe", "successive_halving", None, 10.0, promote=0)
     assert space.config_for() == RunConfig()
 
 

@@ -34,11 +34,11 @@ def test_lr_mu() -> None:
     assert space.names == ["client.lr", "client.mu"]
     assert space.param("client.lr").log
     # no fidelity or tuner section: the default search (a budget of 10 full runs, successive
-    # halving up to the base config's rounds, the top 3 promoted with 2 seeds)
+    # halving up to the base config's rounds, no promotion)
     assert space.fidelity.rounds is None
     t = space.tuner
     assert (t.sampler, t.pruner, t.trials, t.budget) == ("tpe", "successive_halving", None, 10.0)
-    assert (t.promote, t.seeds) == (3, 2)
+    assert (t.promote, t.seeds) == (0, 2)
 
 
 def test_fedopt_conditions() -> None:

@@ -51,3 +51,10 @@ def test_design_fills_the_space_and_respects_conditions(tmp_path) -> None:
     for p in points:
         assert ("server.beta1" in p) == (p["server.optimizer"] == "adam")
     assert design(space, 4, seed=0) == points
+
+
+def test_one_adjacent_swap_among_four_is_exactly_the_threshold() -> None:
+    # Spearman of one swapped neighbour pair among 4 is 0.8 (float: 0.7999999999999999)
+    curves = [[0.1, 0.1], [0.2, 0.2], [0.4, 0.3], [0.3, 0.4]]
+    rho, chosen = choose(curves, [1], maximize=True)
+    assert rho[0] == pytest.approx(0.8) and chosen == 1

@@ -66,6 +66,7 @@ VARIANTS: dict[str, Callable[[SearchSpace], SearchSpace]] = {
     "default_promote_1": lambda s: _tuner(s, promote=1),
     "default_hyperband": lambda s: _tuner(s, pruner="hyperband"),
     "default_no_check_promote_1": lambda s: _tuner(s, calibrate=False, promote=1),
+    "default_no_check_no_promote": lambda s: _tuner(s, calibrate=False, promote=0),
 }
 
 

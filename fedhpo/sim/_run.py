@@ -1,0 +1,254 @@
+"""The state of one running simulation and the server side of the event loop.
+
+:class:`Run` is what a :class:`~fedhpo.sim.events.Schedule` acts on: it dispatches clients (timing them with the
+clock and queueing their arrivals), cuts them, and performs a server update from the
+dispatches a schedule hands it (train what the current version still owes, aggregate, step,
+evaluate, record, call back). A finished run raises :class:`StopRun` with its status set.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from fedhpo.config import RunConfig
+from fedhpo.sim.aggregate import Contributions, StalenessRule, aggregate
+from fedhpo.sim.clock import Clock
+from fedhpo.sim.data import FederatedDataset
+from fedhpo.sim.evaluation import Evaluator
+from fedhpo.sim.events import Dispatch, Event, EventKind, EventQueue, Schedule
+from fedhpo.sim.result import RoundRecord, Status
+from fedhpo.sim.sampling import sample_idle
+from fedhpo.sim.work import Trainer, Work, WorkResult, steps_for, train_work
+
+Params = dict[str, Tensor]
+Callback = Callable[[int, Mapping[str, float]], "bool | None"]
+
+
+class StopRun(Exception):
+    """The run is over; :attr:`Run.status` and :attr:`Run.reason` say why."""
+
+
+class Run:
+    """One simulation in progress (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        config: RunConfig,
+        dataset: FederatedDataset,
+        model: nn.Module,
+        trainer: Trainer,
+        clock: Clock,
+        evaluator: Evaluator,
+        server: Any,
+        params: Params,
+        callbacks: Sequence[Callback],
+        log: list[Event] | None,
+        start: float,
+    ) -> None:
+        self.config, self.dataset, self.model, self.trainer = config, dataset, model, trainer
+        self.clock, self.evaluator, self.server, self.callbacks = (
+            clock,
+            evaluator,
+            server,
+            callbacks,
+        )
+        self.params, self.state, self.version = params, server.init(params), 0
+        self.log, self.start = log, start
+        self.model_bytes = 4 * sum(p.numel() for p in params.values())
+        self.queue = EventQueue()
+        self.t = self.last_update = 0.0
+        self.in_flight: dict[int, Dispatch] = {}
+        self.pending: list[Dispatch] = []  # dispatched at the current version, not trained
+        self.batches = self.seq = 0
+        self.dropped = self.cut_count = self.up = self.down = self.steps = 0
+        self.records: list[RoundRecord] = []
+        self.time_to_accuracy = math.nan
+        self.status: Status = "completed"
+        self.reason = f"ran all {config.federation.rounds} rounds"
+
+    def note(self, kind: EventKind, d: Dispatch | None = None, **extra: Any) -> None:
+        if self.log is not None:
+            client, version = (d.client, d.version) if d else (-1, self.version)
+            self.log.append(Event(self.t, kind, client, version, **extra))
+
+    def dispatch(self, count: int, tag: int = 0, limit: float | None = None) -> list[Dispatch]:
+        """Send the current model to ``count`` idle clients now; with ``limit``, each client
+        takes only the local steps that let it report within ``limit`` seconds."""
+        self.batches += 1
+        j, n_clients, hp = self.batches, self.dataset.num_clients, self.config.client
+        busy = {d.client for d in self.in_flight.values()}
+        clients = sample_idle(self.config.seed, j, n_clients, count, busy)
+        n = self.dataset.n_train[clients]
+        steps = steps_for(n, hp.batch_size, hp.local_epochs, hp.local_steps)
+        profile = self.clock.profile(clients, np.full(len(clients), hp.batch_size), j)
+        if limit is not None:
+            fit = profile.steps_within(limit)
+            steps = np.where(fit >= 1, np.minimum(steps, fit), steps)
+        arrival = profile.arrival(self.t, steps)
+        dropped = self.clock.drops(clients, self.t, arrival, j)
+        out = []
+        rows = zip(
+            clients.tolist(), arrival.tolist(), steps.tolist(), dropped.tolist(), strict=True
+        )
+        push, flight, version, t = self.queue.push, self.in_flight, self.version, self.t
+        for seq, (c, at, s, drop) in enumerate(rows, start=self.seq):
+            d = Dispatch(seq, c, version, j, tag, t, at, s, drop)
+            flight[seq] = d
+            push(at, "dropped" if drop else "arrived", d)
+            out.append(d)
+        self.seq += len(out)
+        self.pending += [d for d in out if not d.dropped]
+        if self.log is not None:
+            for d in out:
+                self.note("sent", d)
+        self.down += self.model_bytes * len(out)
+        return out
+
+    def deadline(self, at: float, tag: int) -> None:
+        self.queue.push(at, "deadline", None, tag)
+
+    def handle(self, schedule: Schedule, t: float, kind: str, d: Dispatch | None, tag: int) -> None:
+        """Apply one due event and tell the schedule (events of cut dispatches are void)."""
+        self.t = t
+        if d is None:
+            self.note("deadline")
+            schedule.on_deadline(tag)
+        elif d.state == "flight":
+            del self.in_flight[d.seq]
+            if kind == "dropped":
+                d.state, self.dropped = "dropped", self.dropped + 1
+                self.note("dropped", d)
+                schedule.on_drop(d)
+            else:
+                d.state, self.up = "arrived", self.up + self.model_bytes
+                self.note("arrived", d, staleness=self.version - d.version)
+                schedule.on_arrival(d)
+
+    def cut(self, d: Dispatch) -> None:
+        """Leave ``d`` out: still in flight (late), or arrived but not to be used (stale)."""
+        if d.state in ("flight", "arrived"):
+            self.in_flight.pop(d.seq, None)
+            d.state, self.cut_count = "cut", self.cut_count + 1
+            self.note("cut", d)
+
+    def _train_pending(self, r: int) -> None:
+        """Train every dispatch the current version still owes, in one call."""
+        todo = [d for d in self.pending if d.state != "cut"]
+        self.pending = []
+        if not todo:
+            return
+        work = Work(
+            np.array([d.client for d in todo]),
+            self.params,
+            self.config.client,
+            self.config.seed,
+            np.array([d.stream for d in todo]),
+            self.version,
+            np.array([d.steps for d in todo]),
+        )
+        result = train_work(self.trainer, self.model, self.dataset, work)
+        self.steps += int(result.steps.sum())
+        if not result.finite.all():
+            self._stop("diverged", f"diverged: non-finite training loss in round {r}")
+        for i, d in enumerate(todo):
+            d.result, d.row = result, i
+
+    def update(self, used: Sequence[Dispatch], staleness: Sequence[int]) -> None:
+        """One server update from the arrived dispatches ``used`` (in aggregation order)."""
+        r = len(self.records) + 1
+        self._train_pending(r)
+        train_loss, samples = math.nan, 0
+        if used:
+            contrib, losses = _gather(used, staleness)
+            samples = int(contrib.num_samples.sum())
+            pairs = zip(losses.tolist(), contrib.num_samples.tolist(), strict=True)
+            train_loss = sum(loss * n for loss, n in pairs) / max(samples, 1)
+            if not math.isfinite(train_loss):
+                self._stop("diverged", f"diverged: non-finite training loss in round {r}")
+            fed, buff = self.config.federation, self.config.fedbuff
+            rule = StalenessRule()
+            if fed.mode == "async":
+                rule = StalenessRule(buff.staleness, buff.staleness_exponent, buff.staleness_offset)
+            delta = aggregate(contrib, fed.weighting, rule)
+            params, state = self.server.step(self.params, delta, self.state)
+            if not all(bool(torch.isfinite(p).all()) for p in params.values()):
+                self._stop("diverged", f"diverged: non-finite model parameters in round {r}")
+            self.params, self.state, self.version = params, state, self.version + 1
+        self.note("update")
+        self._record(r, train_loss, len(used), samples, staleness)
+
+    def _record(
+        self, r: int, train_loss: float, clients: int, samples: int, staleness: Sequence[int]
+    ) -> None:
+        fed = self.config.federation
+        val = self.evaluator.validate(self.params)
+        test = None
+        if r % fed.eval_every == 0 or r == fed.rounds:
+            test = self.evaluator.test(self.params)
+        record = RoundRecord(
+            round=r,
+            train_loss=train_loss,
+            val_loss=val.loss,
+            val_accuracy=val.accuracy,
+            test_loss=test.loss if test else None,
+            test_accuracy=test.accuracy if test else None,
+            clients=clients,
+            samples=samples,
+            bytes_up=self.up,
+            bytes_down=self.down,
+            wall_seconds=time.perf_counter() - self.start,
+            sim_seconds=self.t,
+            update_seconds=self.t - self.last_update,
+            dropped=self.dropped,
+            cut=self.cut_count,
+            staleness=float(np.mean(staleness)) if len(staleness) else 0.0,
+            steps=self.steps,
+        )
+        self.records.append(record)
+        self.last_update, self.dropped, self.cut_count, self.up, self.down = self.t, 0, 0, 0, 0
+        self.steps = 0
+        if val.count and not math.isfinite(val.loss):
+            self._stop("diverged", f"diverged: non-finite validation loss in round {r}")
+        metrics = {k: v for k, v in record.__dict__.items() if v is not None}
+        stop = any([bool(cb(r, metrics)) for cb in self.callbacks])
+        target = fed.target_accuracy
+        if target is not None and val.count and val.accuracy >= target:
+            self.time_to_accuracy = self.t
+            self._stop("completed", f"reached validation accuracy {target:g} in round {r}")
+        if r == fed.rounds:
+            raise StopRun
+        if fed.time_budget is not None and self.t >= fed.time_budget:
+            budget = f"{fed.time_budget:g}"
+            self._stop("completed", f"reached the simulated-time budget ({budget} s) in round {r}")
+        if stop:
+            self._stop("stopped", f"stopped by a callback after round {r}")
+
+    def _stop(self, status: Status, reason: str) -> None:
+        self.status, self.reason = status, reason
+        raise StopRun
+
+
+def _gather(used: Sequence[Dispatch], staleness: Sequence[int]) -> tuple[Contributions, Any]:
+    """The used dispatches' rows as stacked contributions (no copy when they are one whole
+    trained work in order, as in a lock-step round), and their losses."""
+    first = used[0].result
+    assert first is not None
+    whole = len(used) == len(first) and all(
+        d.result is first and d.row == i for i, d in enumerate(used)
+    )
+    stale = np.array(staleness, dtype=np.int64)
+    if whole:
+        return Contributions(first.deltas, first.num_samples, stale), first.losses
+    results: list[tuple[WorkResult, int]] = [(d.result, d.row) for d in used]  # type: ignore[misc]
+    deltas = {k: torch.stack([res.deltas[k][i] for res, i in results]) for k in first.deltas}
+    n = np.array([res.num_samples[i] for res, i in results], dtype=np.int64)
+    losses = np.array([res.losses[i] for res, i in results])
+    return Contributions(deltas, n, stale), losses
