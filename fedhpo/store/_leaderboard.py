@@ -108,8 +108,8 @@ def running_trials(study: optuna.Study) -> pd.DataFrame:
 def study_summaries(storage: optuna.storages.BaseStorage) -> pd.DataFrame:
     """One row per study: trial counts by state and the best value(s)."""
     rows = []
-    for summary in optuna.get_all_study_summaries(storage, include_best_trial=True):
-        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+    for name in optuna.get_all_study_names(storage):
+        study = optuna.load_study(study_name=name, storage=storage)
         counts = {s: 0 for s in ("complete", "pruned", "fail", "running", "waiting")}
         workers: list[str] = []
         for t in study.get_trials(deepcopy=False):
@@ -118,14 +118,14 @@ def study_summaries(storage: optuna.storages.BaseStorage) -> pd.DataFrame:
             if t.state == TrialState.RUNNING:
                 workers.append(worker_name(t) or "?")
         best: Any = None
-        if len(study.directions) == 1 and summary.best_trial is not None:
-            best = summary.best_trial.value
+        if len(study.directions) == 1:
+            best = _best_value(study)
         elif len(study.directions) > 1:
             best = f"{len(study.best_trials)} on Pareto front"
         objs = rec.objectives(study)
         rows.append(
             {
-                "study": summary.study_name,
+                "study": name,
                 "objective": ", ".join(f"{o['metric']} ({o['direction'][:3]})" for o in objs),
                 "trials": sum(counts.values()),
                 "complete": counts["complete"],
@@ -138,3 +138,11 @@ def study_summaries(storage: optuna.storages.BaseStorage) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def _best_value(study: optuna.Study) -> float | None:
+    """The best complete value, or None (no complete trial, or one stored without a value)."""
+    try:
+        return float(study.best_value)
+    except (ValueError, TypeError):
+        return None

@@ -34,7 +34,7 @@ class Joined:
 
 
 def _exists(storage: str, study: str) -> bool:
-    names = {s.study_name for s in optuna.get_all_study_summaries(open_storage(storage))}
+    names = set(optuna.get_all_study_names(open_storage(storage)))
     return study in names
 
 

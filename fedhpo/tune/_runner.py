@@ -79,7 +79,7 @@ def create_or_resume(space: SearchSpace, opts: TuneOptions) -> optuna.Study:
 def _create_or_resume(
     space: SearchSpace, opts: TuneOptions, storage: optuna.storages.BaseStorage
 ) -> optuna.Study:
-    existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    existing = set(optuna.get_all_study_names(storage))
     if opts.study in existing:
         study = optuna.load_study(study_name=opts.study, storage=storage)
         recorded = study.user_attrs.get(rec.SPACE)
