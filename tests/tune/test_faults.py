@@ -101,21 +101,7 @@ def test_sqlite_jobs_survive_a_killed_job(monkeypatch, tmp_path, capsys) -> None
     print(f"\nFIGURES sqlite --jobs 2 kill: {figures}")
 
 
-@pytest.mark.parametrize(
-    "sig",
-    [
-        pytest.param(
-            signal.SIGTERM,
-            marks=pytest.mark.xfail(
-                strict=False,
-                reason="known intermittent defect (1 run in 3 here): the retry of a trial "
-                "failed by SIGTERM sometimes runs other parameters than the failed trial; "
-                "to be fixed, see the issue 9 note",
-            ),
-        ),
-        signal.SIGINT,
-    ],
-)
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_stop_signal_fails_the_trial_cleanly_and_exits_0(monkeypatch, tmp_path, sig) -> None:
     url = f"sqlite:///{tmp_path / 'sig.db'}"
     space = gated_space(tmp_path, monkeypatch)
