@@ -192,6 +192,10 @@ def _quality(args: argparse.Namespace, log: Any) -> int:
             f"(grid {p.grid_full_runs:.0f} full runs, computed in {p.grid_seconds:.0f} s); "
             f"best {p.best:.4f} at {p.best_point}; budget B = {p.budget:g}"
         )
+        floor = ", ".join(
+            f"{k} seed{'s' * (k > 1)} {100 * v:.2f} pp" for k, v in p.noise_floor.items()
+        )
+        print(f"  noise floor (regret of the grid point best on the search seeds): {floor}")
     columns = ["problem", "strategy", "seeds", "mean regret pp", "worst pp", "full runs",
                "grid share", "wins", "ties"]  # fmt: skip
     rows = [

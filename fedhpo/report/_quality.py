@@ -113,6 +113,14 @@ def quality_html(report: Mapping[str, Any]) -> str:
             f"{p['description']}. Grid: {p['points']} points, truth over seeds "
             f"{p['truth_seeds']}; best {p['best']:.4f} at {p['best_point']}."
         )
+        floor = p.get("noise_floor") or {}
+        if floor:
+            parts = [f"{100 * v:.2f} pp on {k} seed(s)" for k, v in floor.items()]
+            intro += (
+                " Noise floor (regret of the grid point that is best on the search seeds): "
+                + ", ".join(parts)
+                + "."
+            )
         fig = regret_figure(p["problem"], regret_curves(p))
         sections.append(figure_section(p["problem"], p["problem"], fig, intro))
     return page("fedhpo tuning quality", sections, subtitle="regret against compute")

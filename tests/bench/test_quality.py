@@ -16,6 +16,7 @@ from fedhpo.bench.quality import (
     cache_path,
     grid_best,
     load_or_compute,
+    noise_floor,
     regret,
     run_strategy,
     summarize,
@@ -130,3 +131,15 @@ def test_grid_best_is_the_best_ground_truth(tiny, table) -> None:
     point, value = grid_best(table, problem)
     assert value == max(table.truth(p, problem.truth_seeds) for p in table.points)
     assert table.truth(point, problem.truth_seeds) == value
+
+
+def test_the_noise_floor_is_the_regret_of_the_best_point_on_the_search_seeds(tiny, table) -> None:
+    problem, _ = tiny
+    _, best = grid_best(table, problem)
+    floor = noise_floor(table, problem)
+    assert set(floor) == {1, 2}
+    for k, seen in ((1, (0,)), (2, (0, 1))):
+        values = [table.truth(p, seen) for p in table.points]
+        chosen = table.points[values.index(max(values))]
+        assert floor[k] == pytest.approx(best - table.truth(chosen, problem.truth_seeds))
+        assert floor[k] >= 0

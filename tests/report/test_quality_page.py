@@ -13,6 +13,7 @@ PROBLEM = {
     "truth_seeds": [2, 3],
     "best": 0.9,
     "best_point": {"client.lr": 0.1},
+    "noise_floor": {"1": 0.0092, "2": 0.0037},
     "rows": [
         {
             "problem": "p",
@@ -59,5 +60,6 @@ def test_regret_curves_average_the_incumbents_over_seeds() -> None:
 def test_the_page_has_the_table_and_a_figure_per_problem(tmp_path) -> None:
     text = quality_html({"problems": [PROBLEM]})
     assert "mean regret pp" in text and 'id="fig-p"' in text
+    assert "0.92 pp on 1 seed(s), 0.37 pp on 2 seed(s)" in text
     index = write_quality({"problems": [PROBLEM]}, tmp_path / "q")
     assert index.read_text() == text and (tmp_path / "q" / "plotly.min.js").is_file()

@@ -23,10 +23,16 @@ def test_a_fidelity_that_reverses_the_ranking_is_not_chosen() -> None:
 
     curves = [curve(0.9, 0.60), curve(0.8, 0.70), curve(0.7, 0.80), curve(0.6, 0.85)]
     rungs = candidate_rungs(27)
-    assert rungs == [1, 3, 9]
+    assert rungs == [3, 9]
     rho, chosen = choose(curves, rungs, maximize=True)
-    assert rho[0] == pytest.approx(-1.0) and rho[1] == pytest.approx(-1.0)
-    assert rho[2] == pytest.approx(1.0) and chosen == 9
+    assert rho[0] == pytest.approx(-1.0)
+    assert rho[1] == pytest.approx(1.0) and chosen == 9
+
+
+def test_the_first_rung_is_never_a_single_round_of_a_short_run() -> None:
+    assert candidate_rungs(30) == [3, 10]  # workload W: not round 1
+    assert candidate_rungs(200, every=10) == [20, 60]  # on reporting rounds
+    assert candidate_rungs(5) == [1, 2]  # a run this short has no better choice
 
 
 def test_no_rung_qualifies_and_diverged_runs_rank_last() -> None:

@@ -15,7 +15,14 @@ from typing import Any
 
 from fedhpo.bench.quality._problems import PROBLEMS, Problem, point_key
 from fedhpo.bench.quality._replay import Replay
-from fedhpo.bench.quality._score import Row, grid_best, grid_full_runs, regret, summarize
+from fedhpo.bench.quality._score import (
+    Row,
+    grid_best,
+    grid_full_runs,
+    noise_floor,
+    regret,
+    summarize,
+)
 from fedhpo.bench.quality._strategies import STRATEGIES, VARIANTS, Outcome, run_strategy
 from fedhpo.bench.quality._truth import Table, cache_path, compute_table, load_or_compute
 
@@ -33,6 +40,7 @@ __all__ = [
     "compute_table",
     "grid_best",
     "load_or_compute",
+    "noise_floor",
     "point_key",
     "regret",
     "run_quality",
@@ -56,6 +64,9 @@ class ProblemReport:
     best_point: dict[str, Any]
     best: float
     budget: float
+    noise_floor: dict[int, float]
+    """Regret of the grid point best on the first k search seeds, by k (see
+    :func:`noise_floor`)."""
     outcomes: list[Outcome]
     rows: list[Row]
 
@@ -98,6 +109,7 @@ def run_problem(
         best_point,
         best,
         problem.budget,
+        noise_floor(table, problem),
         [o for group in outcomes.values() for o in group],
         rows,
     )

@@ -19,6 +19,22 @@ def grid_best(table: Table, problem: Problem) -> tuple[dict[str, Any], float]:
     return table.points[index], value
 
 
+def noise_floor(table: Table, problem: Problem) -> dict[int, float]:
+    """Regret of a perfect search that sees only the search seeds: for k = 1, 2, ... the
+    regret of the grid point whose mean over the first k search seeds is best.
+
+    What no strategy can beat on average by choosing from single-seed (k = 1) full runs:
+    the rest is seed noise, which only more seeds per config remove.
+    """
+    _, best = grid_best(table, problem)
+    out = {}
+    for k in range(1, len(problem.search_seeds) + 1):
+        seen = problem.search_seeds[:k]
+        chosen = max(table.points, key=lambda p: table.truth(p, seen))
+        out[k] = best - table.truth(chosen, problem.truth_seeds)
+    return out
+
+
 def grid_full_runs(table: Table, problem: Problem, full_steps: int) -> float:
     """The grid's compute (every point at every ground-truth seed) in full-run equivalents."""
     steps = sum(sum(table.run(p, s)["steps"]) for p in table.points for s in problem.truth_seeds)
