@@ -114,7 +114,8 @@ class Worker:
             raise StudyError(
                 f"the database stayed unreachable longer than the retries ({first_line(exc)}); "
                 "a trial this worker was running is failed and retried once its heartbeat is "
-                "stale; start the worker again when the database is back"
+                "stale; start the worker again when the database is back (--db-retry SECONDS "
+                "waits longer)"
             ) from None
         finally:
             self.study._thread_local.in_optimize_loop = False

@@ -107,3 +107,31 @@ def test_workers_ride_out_a_database_restart(monkeypatch, tmp_path, private_post
     figures = check_consistent(url, "r", budget=8)
     assert figures["failed"] == 0  # every trial survived, none had to be retried
     print(f"\nFIGURES restart: {figures}")
+
+
+@pytest.mark.slow
+def test_a_worker_whose_retries_run_out_exits_with_one_line(
+    monkeypatch, tmp_path, private_postgres
+) -> None:
+    url = private_postgres.url
+    space = gated_space(tmp_path, monkeypatch)
+    tune(space, storage=url, study="gone", trials=4, create_only=True)
+    args = ("worker", "--study", "gone", "--storage", url, "--plugin", "gate_plugin")
+    proc = start(tmp_path, *args, "--heartbeat", "1", "--db-retry", "2", name="w")
+    wait_until(
+        "the worker inside a trial",
+        lambda: any(t.state == TrialState.RUNNING for t in trials(url, "gone")),
+    )
+    private_postgres.stop()  # and it does not come back while the worker waits
+    gate(tmp_path).unlink()
+    code = proc.wait(timeout=120)
+    err = (tmp_path / "w.err").read_text()
+    assert code == 2, err
+    assert "Traceback" not in err, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("fedhpo: error: the database stayed unreachable"), last
+    assert "start the worker again" in last and "--db-retry" in last, last
+    private_postgres.start()
+    # the abandoned trial is still RUNNING: the next worker fails it once its heartbeat is
+    # stale and retries its parameters (the kill tests cover that path)
+    assert [t.state for t in trials(url, "gone")].count(TrialState.RUNNING) == 1
