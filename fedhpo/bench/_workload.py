@@ -55,7 +55,12 @@ class TrainerFigures:
     path: str
     """The route the trainer took for this model ("linear", "vmap" or "reference")."""
     seconds_per_round: float
-    """Median over all rounds of all repeats."""
+    """Median over all rounds of all repeats (the first repeat, with warm-up, included)."""
+    steady_seconds_per_round: float
+    """Median over the rounds of repeats 2.. (steady state: the first repeat pays one-time
+    warm-up); the same as ``seconds_per_round`` with one repeat."""
+    first_run_seconds: float
+    """The first repeat's whole run (warm-up included)."""
     total_seconds: float
     """Median over repeats of one whole run (rounds, final evaluation)."""
     updates_per_second: float
@@ -90,6 +95,14 @@ class WorkloadReport:
             return by["reference"] / by["fast"]
         return None
 
+    @property
+    def steady_speedup(self) -> float | None:
+        """The same ratio on the steady-state figures (repeats after the first)."""
+        by = {t.trainer: t.steady_seconds_per_round for t in self.trainers}
+        if "fast" in by and "reference" in by and by["fast"] > 0:
+            return by["reference"] / by["fast"]
+        return None
+
 
 def peak_rss_bytes() -> int:
     """Peak resident memory of this process so far (Linux reports kilobytes)."""
@@ -119,11 +132,13 @@ def run_workload_w(
     updates: dict[str, int] = dict.fromkeys(trainers, 0)
     accuracy: dict[str, float] = {}
     peak: dict[str, int] = {}
+    first: dict[str, int] = {}  # laps of the first repeat
     for rep in range(repeats):
         for name in trainers:
             result = run_simulation(config, dataset, trainer=TRAINERS[name])
             ends = [r.wall_seconds for r in result.rounds]
             laps[name] += np.diff([0.0, *ends]).tolist()
+            first.setdefault(name, len(ends))
             totals[name].append(result.wall_seconds)
             updates[name] += sum(r.clients for r in result.rounds)
             accuracy[name] = result.test_accuracy
@@ -137,6 +152,8 @@ def run_workload_w(
             trainer=name,
             path=fast_path(model) if name == "fast" else "reference",
             seconds_per_round=statistics.median(laps[name]),
+            steady_seconds_per_round=statistics.median(laps[name][first[name] :] or laps[name]),
+            first_run_seconds=totals[name][0],
             total_seconds=statistics.median(totals[name]),
             updates_per_second=updates[name] / max(sum(laps[name]), 1e-12),
             test_accuracy=accuracy[name],

@@ -130,11 +130,9 @@ def _run_group(
     return _GroupRun(ps, logp, steps_run)
 
 
-def _group_result(
-    run: _GroupRun, deltas: dict[str, Tensor], sched: Schedule, clients: np.ndarray, n: np.ndarray
-) -> WorkResult:
-    """The group's rows, in group order, as the reference would report them; ``deltas`` are
-    the group's stacked deltas in the model's layout."""
+def _group_stats(run: _GroupRun, sched: Schedule) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(steps, losses, finite)`` of the group's clients, in group order, as the reference
+    would report them."""
     size = sched.active[0]
     done = sched.starts[run.steps_run]
     logp = run.logp[:done].double().numpy()
@@ -151,14 +149,8 @@ def _group_result(
     for p in run.params:  # amax/amin propagate NaN and are much faster than isfinite
         flat = p.flatten(1)
         finite &= (torch.isfinite(flat.amax(1)) & torch.isfinite(flat.amin(1))).numpy()
-    return WorkResult(
-        clients=clients,
-        deltas=deltas,
-        num_samples=n,
-        steps=steps.astype(np.int64),
-        losses=np.divide(loss_sum, rows, out=np.zeros(size), where=rows > 0),
-        finite=finite,
-    )
+    losses = np.divide(loss_sum, rows, out=np.zeros(size), where=rows > 0)
+    return steps.astype(np.int64), losses, finite
 
 
 def train_fast(model: nn.Module, dataset: FederatedDataset, work: Work) -> WorkResult:
@@ -213,30 +205,48 @@ def _train(grad_fn: GradFn, names: list[str], dataset: FederatedDataset, work: W
     one = [a[0] for a in anchors] if stacked else anchors
     per_group = max(1, _PARAM_BUDGET // max(1, sum(a.numel() for a in one)))
     first_row = dataset.offsets[work.clients]
-    out = WorkResult.empty(work)
-    out.num_samples[:] = draws.n
+    out = _blank_result(work, draws.n, every_row=len(order) == len(work))
     internal = grad_fn.to_internal(anchors)
     batch = work.hp.batch_size
     for lo in range(0, len(order), per_group):
         group = order[lo : lo + per_group]
         sched = build_schedule(draws, group, first_row[group], batch, dataset.x.dtype)
-        start, rows = anchors, internal
+        rows = internal
         if stacked:
-            index = torch.from_numpy(group)
-            start = [a.index_select(0, index) for a in anchors]
-            rows = [t.index_select(0, index) for t in internal]
+            rows = [t.index_select(0, torch.from_numpy(group)) for t in internal]
         rates = Rates.of(work, group, [t[0] for t in rows] if stacked else rows)
         run = _run_group(grad_fn, rows, dataset.x, dataset.y, sched, batch, rates, stacked)
-        final = grad_fn.from_internal(run.params)
-        deltas = {
-            k: torch.sub(p, a, out=p.new_empty(p.shape))
-            for k, p, a in zip(names, final, start, strict=True)
-        }
-        part = _group_result(run, deltas, sched, work.clients[group], draws.n[group])
-        out.put(group, part)
-        if run.steps_run < len(sched.active):
-            break  # diverged: the engine ends the run, so skip the remaining groups
+        out.steps[group], out.losses[group], out.finite[group] = _group_stats(run, sched)
+        # deltas: subtract in place in the kernel's (contiguous) layout, the same numbers as
+        # in the model's layout; one copy then puts them in work order and the model layout
+        for p, a in zip(run.params, rows, strict=True):
+            p.sub_(a)
+        index = torch.from_numpy(group)
+        for k, d in zip(names, grad_fn.from_internal(run.params), strict=True):
+            out.deltas[k].index_copy_(0, index, d)
+        if run.steps_run < len(sched.active):  # diverged: the engine ends the run, so skip
+            for d in out.deltas.values():  # the remaining groups (their deltas stay zero)
+                d[torch.from_numpy(order[lo + per_group :])] = 0
+            break
     return out
+
+
+def _blank_result(work: Work, n: np.ndarray, every_row: bool) -> WorkResult:
+    """The result :func:`_train` fills group by group: no steps, and zero deltas for the
+    clients that do not train (not even filled when ``every_row`` client trains)."""
+    k = len(work)
+    alloc = torch.empty if every_row else torch.zeros
+    return WorkResult(
+        clients=work.clients.copy(),
+        deltas={
+            name: alloc((k, *p.shape[work.stacked :]), dtype=p.dtype)
+            for name, p in work.params.items()
+        },
+        num_samples=n.copy(),
+        steps=np.zeros(k, dtype=np.int64),
+        losses=np.zeros(k),
+        finite=np.ones(k, dtype=bool),
+    )
 
 
 #: The vectorized trainer: varies every per-step option per client, not ``batch_size``.
