@@ -12,7 +12,7 @@ from typing import Any
 
 import optuna
 import torch
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from fedhpo import __version__
 from fedhpo.errors import StudyError
@@ -25,7 +25,7 @@ from fedhpo.store._budget import Budget, retried, save_budget, used
 from fedhpo.store._lock import StudyLock
 from fedhpo.store._retry import warn
 from fedhpo.tune._baseline import ORIGIN, base_point
-from fedhpo.tune._calibrate import POINTS, design
+from fedhpo.tune._calibrate import POINTS, check_fidelity, design
 from fedhpo.tune._factories import make_sampler
 from fedhpo.tune._fidelity import make_pruner, schedule
 from fedhpo.tune._objective import Objective, Simulate, simulate
@@ -176,6 +176,48 @@ def _load_for_worker(space: SearchSpace, opts: TuneOptions, worker: int) -> optu
     )
 
 
+class CheckGate:
+    """Holds a worker's search trials back until the study's fidelity check is measured.
+
+    ``fedhpo tune`` runs the check's trials as a phase of their own and records the check
+    before the search starts; workers of a study made with ``--create-only`` have no such
+    phase. They run the check's queued trials first (queued trials are claimed first), wait
+    while others run, then the first to find them all finished measures the check and
+    records it (under the study lock, so once), and every worker switches its pruner and
+    objective to the chosen first rung.
+    """
+
+    def __init__(
+        self, space: SearchSpace, objective: Objective, log: Callable[[str], None] = print
+    ) -> None:
+        self.space = space
+        self.objective = objective
+        self.log = log
+        self.pending = wants_calibration(space)
+
+    def __call__(self, study: optuna.Study, trials: list[FrozenTrial]) -> bool:
+        if not self.pending:
+            return False
+        recorded = rec.fidelity_check(study)
+        if recorded is None:
+            runs = [t for t in trials if t.user_attrs.get(rec.CALIBRATION)]
+            if any(t.state == TrialState.WAITING for t in runs):
+                return False  # claim one of them
+            if any(t.state == TrialState.RUNNING for t in runs):
+                return True
+            check = check_fidelity(study, self.space, schedule(self.space).report_every)
+            if check is not None:
+                study.set_user_attr(rec.FIDELITY_CHECK, rec.clean(check.to_dict()))
+                self.log(check.message)
+                recorded = check.to_dict()
+        self.pending = False
+        if recorded is not None:
+            sched = schedule(self.space, recorded.get("chosen"))
+            study.pruner = make_pruner(sched)
+            self.objective.schedule = sched
+        return False
+
+
 def work(
     space: SearchSpace,
     opts: TuneOptions,
@@ -188,7 +230,9 @@ def work(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = _load_for_worker(space, opts, worker)
     lock = StudyLock(opts.storage, opts.study, opts.retry)
-    return Worker(study, lock, Objective(space, opts.min_rounds, run), on_trial).run()
+    objective = Objective(space, opts.min_rounds, run)
+    gate = CheckGate(space, objective) if opts.min_rounds is None else None
+    return Worker(study, lock, objective, on_trial, gate).run()
 
 
 def _worker_main(space: SearchSpace, opts: TuneOptions, worker: int) -> None:

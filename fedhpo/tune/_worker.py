@@ -35,6 +35,10 @@ from fedhpo.tune._signals import Heartbeat, Stopper
 #: ``on_trial(study, trial)`` after each trial this worker finished.
 OnTrial = Callable[[optuna.Study, FrozenTrial], None]
 
+#: ``gate(study, trials) -> wait?``, asked under the study lock before each claim: True
+#: holds this worker back for now (the fidelity check waits for its runs, ``_runner``).
+Gate = Callable[[optuna.Study, list[FrozenTrial]], bool]
+
 
 def identity() -> dict[str, Any]:
     """Who runs a trial: kept on it as the ``worker`` user attribute."""
@@ -80,11 +84,13 @@ class Worker:
         lock: StudyLock,
         objective: Callable[[optuna.Trial], Any],
         on_trial: OnTrial | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self.study = study
         self.lock = lock
         self.objective = objective
         self.on_trial = on_trial
+        self.gate = gate
         self.storage = study._storage
         #: Seconds between looks while only other workers' trials are left: one of them may
         #: still die and come back as a retry, or finish.
@@ -143,6 +149,8 @@ class Worker:
             queued = any(t.state == TrialState.WAITING for t in trials)
             if not queued and budget.trials is not None and used(trials) >= budget.trials:
                 return _WAIT if running_elsewhere(trials) else None
+            if self.gate is not None and self.gate(self.study, trials):
+                return _WAIT
             trial = self.study.ask()
             trial.set_user_attr(rec.WORKER, identity())
             if getattr(self.storage, "get_heartbeat_interval", lambda: None)() is not None:
