@@ -88,7 +88,8 @@ def running_elsewhere(trials: Iterable[FrozenTrial]) -> list[FrozenTrial]:
 
 class RetryTrial(optuna.storages.RetryHeartbeatStaleTrialCallback):
     """Queue a killed or stopped trial's parameters again (Optuna's retry callback), keeping
-    only where the trial came from: its partial outputs and its worker are not inherited."""
+    only where the trial came from and whether it is a run of the fidelity check: its partial
+    outputs and its worker are not inherited."""
 
     def __init__(self) -> None:
         with warnings.catch_warnings():
@@ -97,5 +98,7 @@ class RetryTrial(optuna.storages.RetryHeartbeatStaleTrialCallback):
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         trial = copy.copy(trial)
-        trial.user_attrs = {k: v for k, v in trial.user_attrs.items() if k == rec.ORIGIN}
+        trial.user_attrs = {
+            k: v for k, v in trial.user_attrs.items() if k in (rec.ORIGIN, rec.CALIBRATION)
+        }
         super().__call__(study, trial)

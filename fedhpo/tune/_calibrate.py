@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
 
 from fedhpo.space import Param, SearchSpace
 from fedhpo.store import records as rec
@@ -139,9 +140,11 @@ def check_fidelity(study: optuna.Study, space: SearchSpace, every: int = 1) -> F
     fewer than three of them finished)."""
     metric = space.objectives[0].metric
     full = space.base.federation.rounds
+    # complete, or pruned because they diverged: a failed run (an error, a killed worker) says
+    # nothing of ranking, and its retry is queued as a run of the check
     trials = [
-        t for t in study.get_trials(deepcopy=False)
-        if t.user_attrs.get(rec.CALIBRATION) and t.state.is_finished()
+        t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        if t.user_attrs.get(rec.CALIBRATION)
     ]  # fmt: skip
     if len(trials) < 3:
         return None

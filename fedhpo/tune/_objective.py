@@ -12,6 +12,7 @@ import optuna
 
 from fedhpo.config import DataConfig, RunConfig
 from fedhpo.metrics import ROUND_METRICS
+from fedhpo.sim.batch import run_batch
 from fedhpo.sim.data import FederatedDataset
 from fedhpo.sim.datasets import build_dataset
 from fedhpo.sim.engine import RoundCallback, run_simulation
@@ -23,6 +24,8 @@ from fedhpo.tune._fidelity import Schedule, schedule, trial_config
 #: ``simulate(config, callbacks) -> result``: how a trial's run is made. The default runs
 #: the simulator; the quality benchmark replays recorded runs instead.
 Simulate = Callable[[RunConfig, Sequence[RoundCallback]], SimulationResult]
+#: ``simulate_batch(configs) -> results``: full runs of several trials in one pass.
+SimulateBatch = Callable[[Sequence[RunConfig]], list[SimulationResult]]
 
 _DATASETS: dict[str, FederatedDataset] = {}
 
@@ -44,6 +47,12 @@ def cached_dataset(cfg: DataConfig) -> FederatedDataset:
 def simulate(config: RunConfig, callbacks: Sequence[RoundCallback] = ()) -> SimulationResult:
     """The default :data:`Simulate`: a real run on the (cached) dataset."""
     return run_simulation(config, cached_dataset(config.data), callbacks=callbacks)
+
+
+def simulate_batch(configs: Sequence[RunConfig]) -> list[SimulationResult]:
+    """The default :data:`SimulateBatch`: full runs sharing one vectorized pass where they
+    can (:func:`~fedhpo.sim.batch.run_batch`)."""
+    return run_batch(configs, cached_dataset(configs[0].data))
 
 
 class PruningCallback:
@@ -103,12 +112,17 @@ class Objective:
     """
 
     def __init__(
-        self, space: SearchSpace, min_rounds: int | None = None, run: Simulate = simulate
+        self,
+        space: SearchSpace,
+        min_rounds: int | None = None,
+        run: Simulate = simulate,
+        run_batch: SimulateBatch | None = None,
     ) -> None:
         self.space = space
         self.metrics = [o.metric for o in space.objectives]
         self.schedule = schedule(space, min_rounds)
         self.run = run
+        self.run_batch = run_batch
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
         try:
@@ -119,7 +133,43 @@ class Objective:
             trial.set_user_attr(rec.STATUS_REASON, f"error: {type(exc).__name__}: {exc}")
             raise
 
+    def run_many(self, trials: Sequence[optuna.Trial]) -> list[BaseException | Any]:
+        """Several trials in one batched pass (``run_batch``), each trial's value(s) or the
+        exception it ended with. Only for trials no pruner may stop (the fidelity check's
+        full runs): a batched pass has no per-round callbacks, so their validation curves
+        are reported to the pruner once the pass is done."""
+        if self.run_batch is None or len(trials) < 2:
+            out: list[BaseException | Any] = []
+            for trial in trials:  # one by one; an interrupt ends them all (they run again)
+                out.append(_outcome(self, trial) if not out or not _stop(out[-1]) else out[-1])
+            return out
+        prepared = [self._prepare(t) for t in trials]
+        try:
+            results = self.run_batch([config for config, _ in prepared])
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:
+            for trial in trials:
+                trial.set_user_attr(rec.STATUS_REASON, f"error: {type(exc).__name__}: {exc}")
+            return [exc] * len(trials)
+        out = []
+        for trial, (_, prune), result in zip(trials, prepared, results, strict=True):
+            for record in result.rounds:
+                prune(record.round, {k: v for k, v in record.__dict__.items() if v is not None})
+            try:
+                out.append(self._finish(trial, result, prune))
+            except (optuna.TrialPruned, KeyboardInterrupt) as exc:
+                out.append(exc)
+            except Exception as exc:
+                trial.set_user_attr(rec.STATUS_REASON, f"error: {type(exc).__name__}: {exc}")
+                out.append(exc)
+        return out
+
     def _run(self, trial: optuna.Trial) -> float | list[float]:
+        config, prune = self._prepare(trial)
+        return self._finish(trial, self.run(config, [prune]), prune)
+
+    def _prepare(self, trial: optuna.Trial) -> tuple[RunConfig, PruningCallback]:
         params = suggest(self.space, trial)
         sched = self.schedule
         calibrating = bool(trial.user_attrs.get(rec.CALIBRATION))
@@ -130,7 +180,11 @@ class Objective:
         prune = PruningCallback(trial, self.metrics[0], sched, enabled, not calibrating)
         trial.set_user_attr(rec.CONFIG, rec.clean(config.to_dict()))
         trial.set_user_attr(rec.FIDELITY, rec.clean(_fidelity_dict(config, sched)))
-        result = self.run(config, [prune])
+        return config, prune
+
+    def _finish(
+        self, trial: optuna.Trial, result: SimulationResult, prune: PruningCallback
+    ) -> float | list[float]:
         record_result(trial, result)
         if result.status == "interrupted":
             raise KeyboardInterrupt
@@ -156,6 +210,17 @@ class Objective:
             raise optuna.TrialPruned(reason)
         trial.set_user_attr(rec.STATUS_REASON, result.reason)
         return values[0] if len(values) == 1 else values
+
+
+def _stop(outcome: Any) -> bool:
+    return isinstance(outcome, KeyboardInterrupt)
+
+
+def _outcome(objective: Objective, trial: optuna.Trial) -> BaseException | Any:
+    try:
+        return objective(trial)
+    except (Exception, KeyboardInterrupt) as exc:
+        return exc
 
 
 def _fidelity_dict(config: RunConfig, sched: Schedule) -> dict[str, Any]:

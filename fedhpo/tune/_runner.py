@@ -28,7 +28,7 @@ from fedhpo.tune._baseline import ORIGIN, base_point
 from fedhpo.tune._calibrate import POINTS, check_fidelity, design
 from fedhpo.tune._factories import make_sampler
 from fedhpo.tune._fidelity import make_pruner, schedule
-from fedhpo.tune._objective import Objective, Simulate, simulate
+from fedhpo.tune._objective import Objective, Simulate, simulate, simulate_batch
 from fedhpo.tune._worker import OnTrial, Worker, WorkerReport, budget_left, session_outcome
 
 #: ``progress(done, total, best)`` after each finished trial of this session.
@@ -230,9 +230,12 @@ def work(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = _load_for_worker(space, opts, worker)
     lock = StudyLock(opts.storage, opts.study, opts.retry)
-    objective = Objective(space, opts.min_rounds, run)
+    batched = simulate_batch if run is simulate else None
+    objective = Objective(space, opts.min_rounds, run, batched)
     gate = CheckGate(space, objective) if opts.min_rounds is None else None
-    return Worker(study, lock, objective, on_trial, gate).run()
+    # the fidelity check's full runs, shared out over the jobs, each share in one pass
+    batch = -(-POINTS // max(1, opts.jobs))
+    return Worker(study, lock, objective, on_trial, gate, batch).run()
 
 
 def _worker_main(space: SearchSpace, opts: TuneOptions, worker: int) -> None:

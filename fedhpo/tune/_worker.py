@@ -3,6 +3,7 @@ the result; until the study's budget is used up across all of its workers."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import math
@@ -85,12 +86,16 @@ class Worker:
         objective: Callable[[optuna.Trial], Any],
         on_trial: OnTrial | None = None,
         gate: Gate | None = None,
+        batch: int = 1,
     ) -> None:
         self.study = study
         self.lock = lock
         self.objective = objective
         self.on_trial = on_trial
         self.gate = gate
+        self.batch = batch
+        """Queued fidelity-check trials one claim may take and run in one batched pass
+        (``objective.run_many``, when the objective has it)."""
         self.storage = study._storage
         #: Seconds between looks while only other workers' trials are left: one of them may
         #: still die and come back as a retry, or finish.
@@ -113,7 +118,10 @@ class Worker:
                     if claimed is _WAIT:
                         stopper.wait(self.poll)
                         continue
-                    self._run(claimed, stopper)
+                    if isinstance(claimed, list):
+                        self._run_many(claimed, stopper)
+                    else:
+                        self._run(claimed, stopper)
         except Exception as exc:
             if not is_transient(exc):
                 raise
@@ -151,11 +159,51 @@ class Worker:
                 return _WAIT if running_elsewhere(trials) else None
             if self.gate is not None and self.gate(self.study, trials):
                 return _WAIT
-            trial = self.study.ask()
-            trial.set_user_attr(rec.WORKER, identity())
-            if getattr(self.storage, "get_heartbeat_interval", lambda: None)() is not None:
-                self.storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
-            return trial
+            trial = self._ask()
+            if not trial.user_attrs.get(rec.CALIBRATION) or not hasattr(self.objective, "run_many"):
+                return trial
+            more = [
+                t for t in trials
+                if t.state == TrialState.WAITING and t.user_attrs.get(rec.CALIBRATION)
+                and t.number != trial.number
+            ]  # fmt: skip
+            return [trial] + [self._ask() for _ in more[: self.batch - 1]]
+
+    def _ask(self) -> optuna.Trial:
+        trial = self.study.ask()
+        trial.set_user_attr(rec.WORKER, identity())
+        if getattr(self.storage, "get_heartbeat_interval", lambda: None)() is not None:
+            self.storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
+        return trial
+
+    def _run_many(self, trials: list[optuna.Trial], stopper: Stopper) -> None:
+        """Claimed fidelity-check trials in one batched pass, each told on its own."""
+        if len(trials) == 1:
+            self._run(trials[0], stopper)
+            return
+        try:
+            with contextlib.ExitStack() as beats, stopper.trial():
+                for trial in trials:
+                    beats.enter_context(Heartbeat(self.storage, trial._trial_id))
+                outcomes = self.objective.run_many(trials)  # type: ignore[attr-defined]
+        except KeyboardInterrupt:
+            for trial in trials:
+                self._interrupted(trial, stopper.requested or "SIGINT")
+            return
+        for trial, outcome in zip(trials, outcomes, strict=True):
+            if isinstance(outcome, KeyboardInterrupt):
+                self._interrupted(trial, stopper.requested or "SIGINT")
+            elif isinstance(outcome, optuna.TrialPruned):
+                self._tell(trial, TrialState.PRUNED, None)
+            elif isinstance(outcome, BaseException):
+                if is_transient(outcome):
+                    raise outcome
+                reason = self._reason(trial) or f"error: {type(outcome).__name__}: {outcome}"
+                self.report.errors[trial.number] = reason
+                warn(f"trial {trial.number} failed: {reason}")
+                self._tell(trial, TrialState.FAIL, None)
+            else:
+                self._tell(trial, TrialState.COMPLETE, outcome)
 
     def _run(self, trial: optuna.Trial, stopper: Stopper) -> None:
         state, values = TrialState.FAIL, None

@@ -38,11 +38,54 @@ def test_a_default_search_runs_and_records_the_fidelity_check(make_space, storag
     _assert_check_ran_first(study)
 
 
-def test_workers_of_a_created_only_study_run_the_fidelity_check_first(
-    make_space, storage
-) -> None:
+def test_workers_of_a_created_only_study_run_the_fidelity_check_first(make_space, storage) -> None:
     space = _default_space(make_space)
     tune(space, storage=storage, study="w", create_only=True, log=lambda _: None)
     report = run_worker(join_study("w", storage))
     assert report.errors == {}
     _assert_check_ran_first(optuna.load_study(study_name="w", storage=storage))
+
+
+def _count_passes(monkeypatch, fail_first: bool = False) -> list[int]:
+    """Record the size of each batched pass the objective makes (the first one interrupted
+    like a Ctrl-C when ``fail_first``)."""
+    import fedhpo.tune._objective as objective
+
+    sizes: list[int] = []
+    real = objective.run_batch
+
+    def counting(configs, dataset=None):
+        sizes.append(len(configs))
+        if fail_first and len(sizes) == 1:
+            raise KeyboardInterrupt
+        return real(configs, dataset)
+
+    monkeypatch.setattr(objective, "run_batch", counting)
+    return sizes
+
+
+def test_the_check_runs_in_one_batched_pass_per_job(make_space, storage, monkeypatch) -> None:
+    sizes = _count_passes(monkeypatch)
+    study = tune(_default_space(make_space), storage=storage, study="b", log=lambda _: None)
+    assert sizes == [POINTS]  # one job: all of the check's runs share one pass
+    _assert_check_ran_first(study)
+    # each trial keeps its own run: its value is its own curve's last point
+    for t in study.trials[:POINTS]:
+        assert t.value == t.user_attrs[rec.CURVES]["val_accuracy"][-1]
+        assert t.user_attrs[rec.CONFIG]["client"]["lr"] == t.params["client.lr"]
+
+
+def test_an_interrupted_check_pass_queues_its_runs_again_as_check_runs(
+    make_space, storage, monkeypatch
+) -> None:
+    _count_passes(monkeypatch, fail_first=True)
+    study = tune(_default_space(make_space), storage=storage, study="i", log=lambda _: None)
+    trials = sorted(study.trials, key=lambda t: t.number)
+    assert [t.state for t in trials[:POINTS]] == [TrialState.FAIL] * POINTS
+    check = rec.fidelity_check(study)
+    assert check is not None
+    # the retries ran as the check's runs (full fidelity, flagged), and only they were measured
+    assert sorted(check["trials"]) == list(range(POINTS, 2 * POINTS))
+    for t in trials[POINTS : 2 * POINTS]:
+        assert t.user_attrs.get(rec.CALIBRATION) and t.state == TrialState.COMPLETE
+        assert len(t.user_attrs[rec.CURVES]["round"]) == 12
