@@ -88,7 +88,7 @@ def make_pruner(sched: Schedule) -> optuna.pruners.BasePruner:
     """The pruner over rounds: steps are round numbers, reported every ``report_every``."""
     name, first, every = sched.pruner, sched.min_rounds, sched.report_every
     if name == "successive_halving":
-        return CurveHalving(first, sched.rounds, REDUCTION)
+        return CurveHalving(first, sched.rounds, REDUCTION, every)
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(
             min_resource=first, max_resource=sched.rounds, reduction_factor=REDUCTION

@@ -1,6 +1,6 @@
 """Successive halving over rounds, judged against every recorded curve.
 
-At each rung (the first rung, then times the reduction factor, up to the trials' rounds) a
+At each rung (the first rung, then about times the reduction factor; see :func:`rungs`) a
 trial goes on only if its value is in the best ``1/reduction`` of the values that every other
 trial reported at that round: finished, pruned or running, the fidelity check's full runs
 included (they report every round and are never stopped, so from the first trial on the
@@ -19,20 +19,32 @@ from optuna.trial import FrozenTrial, TrialState
 _STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 
 
-def rungs(first: int, rounds: int, reduction: int) -> list[int]:
-    """``first, first * reduction, ...`` below ``rounds``."""
-    out, r = [], max(1, first)
-    while r < rounds:
-        out.append(r)
-        r *= reduction
+def rungs(first: int, rounds: int, reduction: int, every: int = 1) -> list[int]:
+    """``first``, then rungs growing by about ``reduction`` up to ``rounds / reduction``, on
+    reporting rounds (multiples of ``every``).
+
+    The rungs are spaced geometrically between ``first`` and the full run rather than by
+    multiplying ``first`` up, so the last one is not just short of the end: with 30 rounds
+    and a first rung of 3, ``3, 9`` and not ``3, 9, 27``, whose verdict would stop a trial
+    that has already spent nine tenths of a full run.
+    """
+    first = max(1, first)
+    if first >= rounds:
+        return []
+    count = max(1, round(math.log(rounds / first, reduction)))
+    out: list[int] = []
+    for i in range(count):
+        r = max(every, round(first * (rounds / first) ** (i / count) / every) * every)
+        if r < rounds and r not in out:
+            out.append(r)
     return out
 
 
 class CurveHalving(BasePruner):
     """The pruner of fedhpo's default search (see the module docstring)."""
 
-    def __init__(self, first: int, rounds: int, reduction: int = 3) -> None:
-        self.rungs = set(rungs(first, rounds, reduction))
+    def __init__(self, first: int, rounds: int, reduction: int = 3, every: int = 1) -> None:
+        self.rungs = set(rungs(first, rounds, reduction, every))
         self.reduction = reduction
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:

@@ -28,10 +28,21 @@ def _judge(study: optuna.Study, pruner: CurveHalving, values: dict[int, float]) 
     return pruner.prune(study, study._storage.get_trial(trial._trial_id))
 
 
-def test_rungs() -> None:
-    assert rungs(22, 200, 3) == [22, 66, 198]
+def test_rungs_grow_by_about_the_reduction_factor_and_stop_short_of_the_end() -> None:
+    assert rungs(22, 200, 3) == [22, 66]
     assert rungs(67, 200, 3) == [67]
-    assert rungs(1, 30, 3) == [1, 3, 9, 27]
+    assert rungs(3, 30, 3) == [3, 9]
+    assert rungs(1, 30, 3) == [1, 3, 10]
+    assert rungs(20, 200, 3, every=10) == [20, 60]
+    assert rungs(30, 30, 3) == []
+
+
+def test_no_rung_stops_a_trial_that_has_spent_most_of_a_full_run() -> None:
+    # a last rung at 27 of 30 or 198 of 200 rounds saves a tenth of a run when it prunes
+    for first, rounds, every in [(1, 30, 1), (3, 30, 1), (22, 200, 1), (2, 200, 10), (5, 81, 1)]:
+        out = rungs(first, rounds, 3, every)
+        assert out[0] >= first and all(r % every == 0 for r in out)
+        assert out[-1] <= rounds / 2, (first, rounds, out)
 
 
 def test_a_trial_below_the_best_third_is_stopped_and_the_others_go_on() -> None:
