@@ -1,26 +1,86 @@
 """The barrier case (synchronous rounds, no heterogeneity) against numbers recorded from the
-round-loop engine before the event engine replaced it: equal bit for bit."""
+round-loop engine before the event engine replaced it: equal bit for bit to the recording of
+this CPU kind (float rounding differs between kinds; see ``fixtures/make_barrier_golden``)."""
 
 from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
 
 import pytest
 import torch
 
 from fedhpo.sim.engine import run_simulation
-from tests.sim.fixtures.make_barrier_golden import CONFIGS, FIELDS, PATH, TRAINERS, config_of
+from fedhpo.sim.result import SimulationResult
+from tests.sim.fixtures.make_barrier_golden import (
+    CONFIGS,
+    FIELDS,
+    TRAINERS,
+    config_of,
+    cpu_kind,
+    recordings,
+)
 
-GOLDEN = torch.load(PATH, weights_only=True)
+RECORDINGS = recordings()
+
+
+def _mismatch(result: SimulationResult, want: dict[str, Any]) -> str | None:
+    """Where ``result`` differs from a recording, bit for bit (None: nowhere)."""
+    rounds = [[getattr(r, f) for f in FIELDS] for r in result.rounds]
+    if rounds != want["rounds"]:
+        return "per-round metrics"
+    if (result.test_loss, result.test_accuracy) != (want["test_loss"], want["test_accuracy"]):
+        return "test metrics"
+    if list(result.client_accuracies) != want["client_accuracies"]:
+        return "client accuracies"
+    if list(result.params) != list(want["params"]):
+        return "parameter names"
+    bad = [k for k, v in want["params"].items() if not torch.equal(result.params[k], v)]
+    return f"parameters {bad}" if bad else None
+
+
+def _close(result: SimulationResult, want: dict[str, Any]) -> bool:
+    rounds = [[getattr(r, f) for f in FIELDS] for r in result.rounds]
+    pairs = zip(rounds, want["rounds"], strict=True)
+    flat = [(a, b) for ra, rb in pairs for a, b in zip(ra, rb, strict=True)]
+    numbers = all(
+        a == b or (a is not None and b is not None and math.isclose(a, b, rel_tol=1e-5))
+        for a, b in flat
+    )
+    params = all(
+        torch.allclose(result.params[k], v, rtol=1e-4, atol=1e-6) for k, v in want["params"].items()
+    )
+    return numbers and params
 
 
 @pytest.mark.parametrize("trainer", sorted(TRAINERS))
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_barrier_case_reproduces_the_recorded_run(name: str, trainer: str) -> None:
-    want = GOLDEN[f"{name}/{trainer}"]
     result = run_simulation(config_of(name), trainer=TRAINERS[trainer])
     assert result.status == "completed"
-    assert [[getattr(r, f) for f in FIELDS] for r in result.rounds] == want["rounds"]
-    assert (result.test_loss, result.test_accuracy) == (want["test_loss"], want["test_accuracy"])
-    assert list(result.client_accuracies) == want["client_accuracies"]
-    assert list(result.params) == list(want["params"])
-    for key, value in want["params"].items():
-        assert torch.equal(result.params[key], value), key
+    key = f"{name}/{trainer}"
+    if cpu_kind() in RECORDINGS:
+        assert _mismatch(result, RECORDINGS[cpu_kind()][key]) is None
+        return
+    # no recording of this kind: the first one (kind not noted) is it, or it is another kind
+    unknown = RECORDINGS[None][key]
+    if _mismatch(result, unknown) is None:
+        return
+    assert _close(result, unknown), "the run differs from the recorded one beyond float rounding"
+    warnings.warn(
+        f"no barrier recording for CPU kind {cpu_kind()}: checked to float rounding only; "
+        "record one from the old engine (tests/sim/fixtures/make_barrier_golden.py)",
+        stacklevel=1,
+    )
+
+
+def test_the_recordings_of_two_cpu_kinds_differ_only_by_rounding() -> None:
+    # what the per-kind recordings stand for: the same runs, rounded differently
+    assert None in RECORDINGS and len(RECORDINGS) >= 2
+    first = RECORDINGS[None]
+    for kind, data in RECORDINGS.items():
+        assert data.keys() - {"_platform"} == first.keys() - {"_platform"}, kind
+        for key in first.keys() - {"_platform"}:
+            a, b = first[key]["params"], data[key]["params"]
+            assert all(torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-6) for k in a), (kind, key)
