@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import itertools
 import math
 import os
 import socket
@@ -162,11 +163,12 @@ class Worker:
             trial = self._ask()
             if not trial.user_attrs.get(rec.CALIBRATION) or not hasattr(self.objective, "run_many"):
                 return trial
-            more = [
-                t for t in trials
-                if t.state == TrialState.WAITING and t.user_attrs.get(rec.CALIBRATION)
-                and t.number != trial.number
-            ]  # fmt: skip
+            # asks take queued trials in number order: only as many as are check runs in a row
+            queue = sorted(
+                (t for t in trials if t.state == TrialState.WAITING and t.number != trial.number),
+                key=lambda t: t.number,
+            )
+            more = list(itertools.takewhile(lambda t: t.user_attrs.get(rec.CALIBRATION), queue))
             return [trial] + [self._ask() for _ in more[: self.batch - 1]]
 
     def _ask(self) -> optuna.Trial:
