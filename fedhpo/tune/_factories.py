@@ -10,13 +10,18 @@ import optuna
 
 from fedhpo.errors import SearchSpaceError
 from fedhpo.space import SAMPLERS
+from fedhpo.tune._distinct import DistinctSampler
 
 STARTUP = 4
 """Random trials before TPE models the results (the fidelity check's 4 configs count)."""
 
 _SAMPLERS: dict[str, Callable[[int, dict[str, list[Any]]], optuna.samplers.BaseSampler]] = {
-    "tpe": lambda seed, _: optuna.samplers.TPESampler(
-        seed=seed, multivariate=True, group=True, constant_liar=True, n_startup_trials=STARTUP
+    # TPE exploits its few best results hard; repeats of a config already tried are redrawn
+    "tpe": lambda seed, _: DistinctSampler(
+        optuna.samplers.TPESampler(
+            seed=seed, multivariate=True, group=True, constant_liar=True, n_startup_trials=STARTUP
+        ),
+        seed=seed,
     ),
     "random": lambda seed, _: optuna.samplers.RandomSampler(seed=seed),
     "gp": lambda seed, _: optuna.samplers.GPSampler(seed=seed),
