@@ -3,8 +3,8 @@
 A model-based sampler that has few results exploits the best of them hard: right after the
 fidelity check, TPE proposed a config next to the check's best (``lr`` 0.109 beside 0.126,
 the other parameters equal) and spent a full run learning nothing new, since a trial of
-nearly the same config with the same seed gives nearly the same curve. On the quality
-benchmark's server-optimizer problem about one full run in ten went to such repeats.
+nearly the same config with the same seed gives nearly the same curve. In one traced search
+of the quality benchmark's server-optimizer problem, 2 of its 10 full runs were such repeats.
 ``DistinctSampler`` wraps a sampler and redraws such proposals.
 """
 
