@@ -199,6 +199,11 @@ def _quality(args: argparse.Namespace, log: Any) -> int:
             f"{k} seed{'s' * (k > 1)} {100 * v:.2f} pp" for k, v in p.noise_floor.items()
         )
         print(f"  noise floor (regret of the grid point best on the search seeds): {floor}")
+        if p.ceiling:
+            top = ", ".join(
+                f"{k} seed{'s' * (k > 1)} {w}/{n} (ties {t})" for k, (w, t, n) in p.ceiling.items()
+            )
+            print(f"  ceiling (that point's wins against random_full): {top}")
     columns = ["problem", "strategy", "seeds", "mean regret pp", "worst pp", "full runs",
                "grid share", "wins", "ties"]  # fmt: skip
     rows = [

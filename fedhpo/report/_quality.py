@@ -121,6 +121,13 @@ def quality_html(report: Mapping[str, Any]) -> str:
                 + ", ".join(parts)
                 + "."
             )
+        top = p.get("ceiling") or {}
+        if top:
+            parts = [f"{w} of {n} on {k} seed(s) (ties {t})" for k, (w, t, n) in top.items()]
+            intro += (
+                " That point's wins against random search at full fidelity, the most any "
+                "strategy can get: " + ", ".join(parts) + "."
+            )
         fig = regret_figure(p["problem"], regret_curves(p))
         sections.append(figure_section(p["problem"], p["problem"], fig, intro))
     return page("fedhpo tuning quality", sections, subtitle="regret against compute")

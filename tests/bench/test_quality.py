@@ -14,10 +14,12 @@ from fedhpo.bench.quality import (
     Replay,
     _truth,
     cache_path,
+    ceiling,
     grid_best,
     load_or_compute,
     noise_floor,
     regret,
+    run_problem,
     run_strategy,
     summarize,
 )
@@ -143,3 +145,25 @@ def test_the_noise_floor_is_the_regret_of_the_best_point_on_the_search_seeds(tin
         chosen = table.points[values.index(max(values))]
         assert floor[k] == pytest.approx(best - table.truth(chosen, problem.truth_seeds))
         assert floor[k] >= 0
+
+
+def test_the_ceiling_counts_the_perfect_searchs_wins_and_ties_against_random() -> None:
+    def outcome(seed: int, truth: float) -> Outcome:
+        return Outcome("random_full", seed, {}, truth, 10.0, 3, [])
+
+    best = 0.9
+    rand = [outcome(0, 0.9), outcome(1, 0.87), outcome(2, 0.89), outcome(3, 0.80)]
+    # the point best on 1 seed has 0.01 of regret: it loses to seed 0, ties seed 2, beats 1, 3;
+    # the point best on 2 seeds is the grid's best: it ties seed 0 and beats the rest
+    assert ceiling({1: 0.01, 2: 0.0}, best, rand) == {1: (2, 1, 4), 2: (3, 1, 4)}
+
+
+def test_a_problem_report_carries_the_ceiling_against_random_search(tiny, table) -> None:
+    problem, _ = tiny
+    report = run_problem(problem, table, [0, 1], ["random_full", "base"], log=lambda _: None)
+    _, best = grid_best(table, problem)
+    rand = [o for o in report.outcomes if o.strategy == "random_full"]
+    assert report.ceiling == ceiling(noise_floor(table, problem), best, rand)
+    assert set(report.ceiling) == {1, 2} and all(n == 2 for _, _, n in report.ceiling.values())
+    no_random = run_problem(problem, table, [0], ["base"], log=lambda _: None)
+    assert no_random.ceiling == {}

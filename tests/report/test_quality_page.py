@@ -14,6 +14,7 @@ PROBLEM = {
     "best": 0.9,
     "best_point": {"client.lr": 0.1},
     "noise_floor": {"1": 0.0092, "2": 0.0037},
+    "ceiling": {"1": [1, 0, 2], "2": [2, 0, 2]},
     "rows": [
         {
             "problem": "p",
@@ -61,5 +62,6 @@ def test_the_page_has_the_table_and_a_figure_per_problem(tmp_path) -> None:
     text = quality_html({"problems": [PROBLEM]})
     assert "mean regret pp" in text and 'id="fig-p"' in text
     assert "0.92 pp on 1 seed(s), 0.37 pp on 2 seed(s)" in text
+    assert "the most any strategy can get: 1 of 2 on 1 seed(s) (ties 0), 2 of 2" in text
     index = write_quality({"problems": [PROBLEM]}, tmp_path / "q")
     assert index.read_text() == text and (tmp_path / "q" / "plotly.min.js").is_file()

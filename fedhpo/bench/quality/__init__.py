@@ -17,6 +17,7 @@ from fedhpo.bench.quality._problems import PROBLEMS, Problem, point_key
 from fedhpo.bench.quality._replay import Replay
 from fedhpo.bench.quality._score import (
     Row,
+    ceiling,
     grid_best,
     grid_full_runs,
     noise_floor,
@@ -37,12 +38,14 @@ __all__ = [
     "Row",
     "Table",
     "cache_path",
+    "ceiling",
     "compute_table",
     "grid_best",
     "load_or_compute",
     "noise_floor",
     "point_key",
     "regret",
+    "run_problem",
     "run_quality",
     "run_strategy",
     "summarize",
@@ -67,6 +70,9 @@ class ProblemReport:
     noise_floor: dict[int, float]
     """Regret of the grid point best on the first k search seeds, by k (see
     :func:`noise_floor`)."""
+    ceiling: dict[int, tuple[int, int, int]]
+    """Wins, ties and tuner seeds against random_full of the perfect search behind each noise floor
+    entry (see :func:`ceiling`); empty without random_full."""
     outcomes: list[Outcome]
     rows: list[Row]
 
@@ -99,6 +105,8 @@ def run_problem(
         log(f"  {problem.name} {name}: mean regret {100 * mean:.2f} pp")
     baseline = outcomes.get("random_full") or next(iter(outcomes.values()))
     rows = [summarize(problem.name, best, runs, o, baseline) for o in outcomes.values()]
+    floor = noise_floor(table, problem)
+    top = ceiling(floor, best, outcomes["random_full"]) if "random_full" in outcomes else {}
     return ProblemReport(
         problem.name,
         problem.description,
@@ -109,7 +117,8 @@ def run_problem(
         best_point,
         best,
         problem.budget,
-        noise_floor(table, problem),
+        floor,
+        top,
         [o for group in outcomes.values() for o in group],
         rows,
     )

@@ -35,6 +35,22 @@ def noise_floor(table: Table, problem: Problem) -> dict[int, float]:
     return out
 
 
+def ceiling(
+    floor: dict[int, float], best: float, baseline: Sequence[Outcome]
+) -> dict[int, tuple[int, int, int]]:
+    """Wins, ties and tuner seeds against ``baseline`` (random_full, one outcome per tuner seed) of the
+    perfect search behind each :func:`noise_floor` entry: the most wins any strategy can get
+    by choosing from runs on those search seeds (random search sometimes lands on the best
+    point too, and a tie is not a win)."""
+    out = {}
+    for k, floor_regret in floor.items():
+        regrets = [regret(best, o) for o in baseline]
+        wins = sum(1 for r in regrets if floor_regret < r - 1e-12)
+        ties = sum(1 for r in regrets if abs(floor_regret - r) <= 1e-12)
+        out[k] = (wins, ties, len(regrets))
+    return out
+
+
 def grid_full_runs(table: Table, problem: Problem, full_steps: int) -> float:
     """The grid's compute (every point at every ground-truth seed) in full-run equivalents."""
     steps = sum(sum(table.run(p, s)["steps"]) for p in table.points for s in problem.truth_seeds)
