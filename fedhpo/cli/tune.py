@@ -41,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="stop starting new trials")
     p.add_argument("--base", metavar="CONFIG", help="base run config (overrides the space's)")
     p.add_argument(
-        "--promote", type=int, metavar="K", help="re-run the top K fully (default: space's, 3)"
+        "--promote", type=int, metavar="K", help="re-run the top K fully (default: space's, else 0)"
     )
     p.add_argument(
         "--seeds", type=int, metavar="S", help="seeds per promoted config (default: space's, 2)"

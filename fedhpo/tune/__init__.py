@@ -134,7 +134,8 @@ def tune(
     if (opts.trials is None or opts.trials > 0) and (limit is None or limit > 0):
         run_trials(space, opts, progress, run, before)
     if promote_top > 0 and not space.is_multi_objective:
-        promote(space, opts, log, run)
+        left = None if budget is None else int(budget * full_steps) - spent_steps(handle, before)
+        promote(space, opts, log, run, left)
     result = optuna.load_study(study_name=name, storage=open_storage(storage))
     _record_compute(result, before, full_steps, budget)
     return result

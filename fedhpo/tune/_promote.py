@@ -25,6 +25,7 @@ from fedhpo.sim.batch import batch_key, run_batch
 from fedhpo.space import SearchSpace
 from fedhpo.store import leaderboard, open_storage
 from fedhpo.store import records as rec
+from fedhpo.tune._budget import run_steps
 from fedhpo.tune._fidelity import full_config
 from fedhpo.tune._objective import Simulate, cached_dataset, simulate
 from fedhpo.tune._runner import TuneOptions
@@ -79,10 +80,16 @@ def promote(
     opts: TuneOptions,
     log: Callable[[str], None] = print,
     run: Simulate = simulate,
+    steps_left: int | None = None,
 ) -> dict[int, dict[str, Any]]:
     """Re-run the top ``opts.promote`` trials (and the base-config trial) at full fidelity
     with ``opts.seeds`` seeds each, the (config, seed) runs spread over ``opts.jobs``
     processes.
+
+    With ``steps_left`` (what the budget has left, in client steps) only the configs whose
+    re-runs fit are promoted, in leaderboard order, each re-run costed in its own steps (a
+    config with 4 local epochs costs 4 base runs per seed); the base config comes last and
+    only beside a promoted config. The others are skipped with a line saying why.
 
     The results go to the study's ``promotions`` attribute; the leaderboard then ranks by
     their mean, since a single run's score is noisy (and a short run's is biased).
@@ -104,6 +111,11 @@ def promote(
         if own is not None:
             runs[(n, space.base.seed)] = own
     jobs = [(n, seed) for n in top for seed in seeds if (n, seed) not in runs]
+    if steps_left is not None:
+        top = _affordable(space, trials, top, jobs, steps_left, log)
+        jobs = [j for j in jobs if j[0] in top]
+    if not top:
+        return {}
     runs.update(_run_all(space, trials, jobs, opts.jobs, run, opts.plugins))
     results = {n: _summary(seeds, [runs[(n, s)] for s in seeds]) for n in top}
     for n in top:
@@ -114,6 +126,41 @@ def promote(
     merged.update({str(k): rec.clean(v) for k, v in results.items()})
     study.set_user_attr(rec.PROMOTIONS, merged)
     return results
+
+
+def _affordable(
+    space: SearchSpace,
+    trials: dict[int, FrozenTrial],
+    top: list[int],
+    jobs: list[tuple[int, int]],
+    steps_left: int,
+    log: Callable[[str], None],
+) -> list[int]:
+    """The trials of ``top`` (leaderboard order, the base config last) whose re-runs fit in
+    ``steps_left`` client steps, taken in order; the base config only beside another."""
+    dataset = cached_dataset(space.base.data)
+    full = run_steps(space.base, dataset)
+    left = steps_left
+    out: list[int] = []
+    for n in top:
+        base = bool(trials[n].user_attrs.get(rec.ORIGIN))
+        if base and not out:
+            break
+        cost = sum(
+            run_steps(full_config(space.base, trials[n].params, seed), dataset)
+            for m, seed in jobs
+            if m == n
+        )
+        if cost <= left:
+            out.append(n)
+            left -= cost
+        else:
+            what = "the base config" if base else f"trial {n}"
+            log(
+                f"promotion: {what} not re-run: its seeds cost {cost / full:.2f} full runs, "
+                f"{max(0, left) / full:.2f} are left of the budget"
+            )
+    return out
 
 
 def _batched(metric: str, configs: list[RunConfig]) -> list[Run]:

@@ -201,6 +201,40 @@ def test_promotion_ranks_by_full_fidelity_mean(make_space, storage) -> None:
     )
 
 
+def test_promotion_stays_within_the_budget_counting_each_config_in_its_own_steps(
+    make_space, storage
+) -> None:
+    # local epochs 2-4: every re-run costs 2-4 runs of the base config (1 epoch), which is
+    # outside the space, so there is no base-config trial to re-run
+    space = make_space(
+        "  client.local_epochs: {type: int, low: 2, high: 4}\n",
+        tuner="{sampler: random, pruner: none, seed: 0, promote: 0}",
+        fidelity="{}",
+    )
+    study = tune(space, storage=storage, study="cost", trials=3, log=lambda _: None)
+    full = study.user_attrs[rec.COMPUTE]["full_run_steps"]
+    top = best_trial(study)
+    epochs = top.params["client.local_epochs"]
+    assert epochs >= 2
+    lines: list[str] = []
+    # the top config's second seed costs about `epochs` base runs: a budget just short of it
+    # promotes nothing and says why
+    short = tune(
+        space, storage=storage, study="cost", trials=0, budget=epochs - 0.5,
+        promote_top=1, seeds=2, log=lines.append,
+    )  # fmt: skip
+    assert rec.promotions(short) == {}
+    assert any(f"trial {top.number} not re-run" in line for line in lines)
+    assert short.user_attrs[rec.COMPUTE]["promotion_steps"] == 0
+    enough = tune(
+        space, storage=storage, study="cost", trials=0, budget=epochs + 1.0,
+        promote_top=1, seeds=2, log=lambda _: None,
+    )  # fmt: skip
+    assert set(rec.promotions(enough)) == {top.number}
+    compute = enough.user_attrs[rec.COMPUTE]
+    assert 0 < compute["promotion_steps"] <= (epochs + 1.0) * full
+
+
 def test_space_mistakes_create_nothing(make_space, tmp_path) -> None:
     from fedhpo.errors import SearchSpaceError
 
