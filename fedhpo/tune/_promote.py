@@ -112,7 +112,7 @@ def promote(
             runs[(n, space.base.seed)] = own
     jobs = [(n, seed) for n in top for seed in seeds if (n, seed) not in runs]
     if steps_left is not None:
-        top = _affordable(space, trials, top, jobs, steps_left, log)
+        top = _affordable(space, trials, top, jobs, steps_left, log, opts.promote)
         jobs = [j for j in jobs if j[0] in top]
     if not top:
         return {}
@@ -135,17 +135,21 @@ def _affordable(
     jobs: list[tuple[int, int]],
     steps_left: int,
     log: Callable[[str], None],
+    ranked: int,
 ) -> list[int]:
-    """The trials of ``top`` (leaderboard order, the base config last) whose re-runs fit in
-    ``steps_left`` client steps, taken in order; the base config only beside another."""
+    """The trials of ``top`` whose re-runs fit in ``steps_left`` client steps, taken in order.
+
+    ``top`` is the leaderboard's first ``ranked`` trials, then the base-config trial when it
+    is not among them: re-run for comparison, so only beside a promoted config. Ranked among
+    the top, the base config is a candidate like the others."""
     dataset = cached_dataset(space.base.data)
     full = run_steps(space.base, dataset)
     left = steps_left
     out: list[int] = []
-    for n in top:
+    for i, n in enumerate(top):
         base = bool(trials[n].user_attrs.get(rec.ORIGIN))
-        if base and not out:
-            break
+        if i >= ranked and not out:
+            continue
         cost = sum(
             run_steps(full_config(space.base, trials[n].params, seed), dataset)
             for m, seed in jobs

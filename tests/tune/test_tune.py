@@ -377,3 +377,49 @@ def test_numerical_faults_are_pruned_with_a_reason_and_the_study_goes_on(
             assert t.user_attrs[rec.STATUS_REASON].startswith("diverged: non-finite")
     first_pruned = min(t.number for t in study.trials if t.state == TrialState.PRUNED)
     assert any(t.state == TrialState.COMPLETE and t.number > first_pruned for t in study.trials)
+
+
+def test_promotion_under_a_budget_keeps_a_top_ranked_base_config(make_space) -> None:
+    from optuna.distributions import FloatDistribution
+
+    from fedhpo.tune import full_config
+    from fedhpo.tune._budget import run_steps
+    from fedhpo.tune._objective import cached_dataset
+    from fedhpo.tune._promote import _affordable
+
+    space = load_space(make_space(LR_MU))
+    dists = {
+        "client.lr": FloatDistribution(1e-4, 1.0, log=True),
+        "client.mu": FloatDistribution(0.0, 1.0),
+    }
+
+    def trial(number: int, lr: float, base: bool) -> optuna.trial.FrozenTrial:
+        t = optuna.trial.create_trial(
+            params={"client.lr": lr, "client.mu": 0.0},
+            distributions=dists,
+            value=0.5,
+            user_attrs={rec.ORIGIN: "base config"} if base else {},
+        )
+        t.number = number
+        return t
+
+    trials = {0: trial(0, 0.05, True), 3: trial(3, 0.2, False)}
+
+    def cost(n: int) -> int:  # the seed-1 re-run of trial n
+        return run_steps(
+            full_config(space.base, trials[n].params, 1), cached_dataset(space.base.data)
+        )
+
+    lines: list[str] = []
+
+    def fit(top: list[int], steps: int, ranked: int) -> list[int]:
+        return _affordable(space, trials, top, [(n, 1) for n in top], steps, lines.append, ranked)
+
+    # ranked first, the base config is promoted like any other config
+    assert fit([0], cost(0), ranked=1) == [0]
+    # appended for comparison, it comes only beside a promoted config, and only if it fits
+    assert fit([3, 0], cost(3) + cost(0), ranked=1) == [3, 0]
+    assert fit([3, 0], cost(3) + cost(0) - 1, ranked=1) == [3]
+    assert lines[-1].startswith("promotion: the base config not re-run")
+    assert fit([3, 0], cost(3) - 1, ranked=1) == []
+    assert lines[-1].startswith("promotion: trial 3 not re-run")
