@@ -88,8 +88,9 @@ def promote(
 
     With ``steps_left`` (what the budget has left, in client steps) only the configs whose
     re-runs fit are promoted, in leaderboard order, each re-run costed in its own steps (a
-    config with 4 local epochs costs 4 base runs per seed); the base config comes last and
-    only beside a promoted config. The others are skipped with a line saying why.
+    config with 4 local epochs costs 4 base runs per seed); the base config, when it is
+    added for comparison rather than ranked among the top, only beside a promoted config.
+    The others are skipped with a line saying why.
 
     The results go to the study's ``promotions`` attribute; the leaderboard then ranks by
     their mean, since a single run's score is noisy (and a short run's is biased).

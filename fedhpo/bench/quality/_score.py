@@ -42,9 +42,9 @@ def ceiling(
     perfect search behind each :func:`noise_floor` entry: the most wins any strategy can get
     by choosing from runs on those search seeds (random search sometimes lands on the best
     point too, and a tie is not a win)."""
+    regrets = [regret(best, o) for o in baseline]
     out = {}
     for k, floor_regret in floor.items():
-        regrets = [regret(best, o) for o in baseline]
         wins = sum(1 for r in regrets if floor_regret < r - 1e-12)
         ties = sum(1 for r in regrets if abs(floor_regret - r) <= 1e-12)
         out[k] = (wins, ties, len(regrets))
