@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from fedhpo.bench.quality import (
+    PROBLEMS,
     Outcome,
     Problem,
     Replay,
@@ -24,7 +25,7 @@ from fedhpo.bench.quality import (
     summarize,
 )
 from fedhpo.sim.engine import run_simulation
-from fedhpo.space import load_space
+from fedhpo.space import CategoricalParam, IntParam, load_space
 from fedhpo.tune import full_config
 from tests.helpers import BASE
 
@@ -167,3 +168,19 @@ def test_a_problem_report_carries_the_ceiling_against_random_search(tiny, table)
     assert set(report.ceiling) == {1, 2} and all(n == 2 for _, _, n in report.ceiling.values())
     no_random = run_problem(problem, table, [0], ["base"], log=lambda _: None)
     assert no_random.ceiling == {}
+
+
+@pytest.mark.parametrize("name", sorted(PROBLEMS))
+def test_shipped_grids_hold_every_value_of_discrete_params(name: str) -> None:
+    """Replay snaps a config to the nearest grid point; a discrete value missing from the grid
+    has no nearest one (``local_epochs: 3`` is as near 2 as 4) and would be scored as
+    whichever comes first."""
+    problem = PROBLEMS[name]
+    for param in problem.space().params:
+        if isinstance(param, CategoricalParam):
+            wanted = list(param.choices)
+        elif isinstance(param, IntParam):
+            wanted = list(range(param.low, param.high + 1, param.step))
+        else:
+            continue
+        assert sorted(problem.grid[param.name], key=str) == sorted(wanted, key=str), param.name

@@ -104,8 +104,8 @@ PROBLEMS: dict[str, Problem] = {
             name="w_client",
             space_file=str(SPACES / "w_client.yaml"),
             grid={
-                "client.lr": [0.02, 0.05, 0.1, 0.2, 0.5],
-                "client.local_epochs": [1, 2, 4],
+                "client.lr": [0.02, 0.03, 0.05, 0.07, 0.1, 0.14, 0.2, 0.3, 0.5],
+                "client.local_epochs": [1, 2, 3, 4],
                 "client.batch_size": [16, 32, 64],
                 "server.momentum": [0.0, 0.9],
             },
@@ -116,7 +116,10 @@ PROBLEMS: dict[str, Problem] = {
             space_file=str(SPACES / "w_server.yaml"),
             grid={
                 "server.optimizer": ["sgd", "adam", "yogi"],
-                "server.lr": [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0],
+                "server.lr": [
+                    *(0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.03, 0.05),
+                    *(0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 3.0),
+                ],
                 "server.momentum": [0.0, 0.5, 0.9],
                 "server.beta1": [0.0, 0.5, 0.9],
             },
