@@ -51,6 +51,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--strategies", nargs="+", metavar="S", help="quality: strategies (default: all)"
     )
     p.add_argument(
+        "--truth-seeds",
+        nargs="+",
+        type=int,
+        metavar="S",
+        help="quality: ground-truth seeds (default: each problem's, 2 3); missing runs are run",
+    )
+    p.add_argument(
         "--cache", default="runs/bench/quality", metavar="DIR", help="quality: ground truth"
     )
     p.add_argument("--out", metavar="DIR", help="quality: also write an HTML report there")
@@ -164,16 +171,21 @@ def _quality(args: argparse.Namespace, log: Any) -> int:
     from fedhpo.bench.quality import PROBLEMS, STRATEGIES, VARIANTS, run_quality
     from fedhpo.report import write_quality
 
-    for kind, given, known in (
-        ("problem", args.problems, PROBLEMS),
-        ("strategy", args.strategies, {**STRATEGIES, **VARIANTS}),
+    for kind, flag, given, known in (
+        ("problem", "--problems", args.problems, PROBLEMS),
+        ("strategy", "--strategies", args.strategies, {**STRATEGIES, **VARIANTS}),
     ):
         unknown = [g for g in given or [] if g not in known]
         if unknown:
             raise FedhpoError(
-                f"unknown {kind} {unknown[0]!r}; choose from {', '.join(known)}",
-                key=f"--{kind}",
+                f"unknown {kind} {unknown[0]!r}; choose from {', '.join(known)}", key=flag
             )
+    if args.truth_seeds is not None:
+        for name in args.problems or PROBLEMS:
+            try:
+                PROBLEMS[name].with_truth_seeds(args.truth_seeds)
+            except ValueError as exc:
+                raise FedhpoError(str(exc), key="--truth-seeds") from None
     report = run_quality(
         args.problems or list(PROBLEMS),
         range(args.tuner_seeds),
@@ -181,6 +193,7 @@ def _quality(args: argparse.Namespace, log: Any) -> int:
         args.cache,
         args.jobs,
         log or (lambda _: None),
+        args.truth_seeds,
     )
     data = report.to_json()
     if args.out:
@@ -192,7 +205,7 @@ def _quality(args: argparse.Namespace, log: Any) -> int:
     for p in report.problems:
         print(
             f"{p.problem}: {p.points} grid points x truth seeds {p.truth_seeds} "
-            f"(grid {p.grid_full_runs:.0f} full runs, computed in {p.grid_seconds:.0f} s); "
+            f"(grid {p.grid_full_runs:.0f} full runs, {p.grid_seconds:.0f} s of compute); "
             f"best {p.best:.4f} at {p.best_point}; budget B = {p.budget:g}"
         )
         floor = ", ".join(

@@ -3,6 +3,8 @@ trials, compute accounting and regret arithmetic (quality itself is the benchmar
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 from pathlib import Path
 
@@ -19,11 +21,14 @@ from fedhpo.bench.quality import (
     grid_best,
     load_or_compute,
     noise_floor,
+    point_key,
+    read_cache,
     regret,
     run_problem,
     run_strategy,
     summarize,
 )
+from fedhpo.cli.main import main
 from fedhpo.sim.engine import run_simulation
 from fedhpo.space import CategoricalParam, IntParam, load_space
 from fedhpo.tune import full_config
@@ -53,20 +58,76 @@ def table(tiny):
     return load_or_compute(problem, root / "cache", jobs=1, log=lambda _: None)
 
 
-def test_cache_is_reused_until_the_problem_changes(tiny, table, monkeypatch) -> None:
+def _spy(monkeypatch) -> list[tuple[str, int]]:
+    """Record which (point, seed) runs the benchmark computes instead of reading its cache."""
+    computed: list[tuple[str, int]] = []
+    real = _truth.compute_runs
+
+    def compute(name, runs, path, jobs=2, log=print):
+        computed.extend((point_key(r.point), r.seed) for r in runs)
+        return real(name, runs, path, jobs, log)
+
+    monkeypatch.setattr(_truth, "compute_runs", compute)
+    return computed
+
+
+def test_an_unchanged_problem_is_read_from_the_cache(tiny, table, monkeypatch) -> None:
     problem, root = tiny
     assert cache_path(problem, root / "cache").is_file()
-
-    def no(*_a, **_k):
-        raise AssertionError("an unchanged problem must not be recomputed")
-
-    monkeypatch.setattr(_truth, "compute_table", no)
+    computed = _spy(monkeypatch)
     again = load_or_compute(problem, root / "cache", log=lambda _: None)
-    assert again.runs == table.runs
-    changed = Problem("tiny", problem.space_file, {**problem.grid, "client.mu": [0.0, 0.5]})
-    assert changed.key() != problem.key()
-    with pytest.raises(AssertionError, match="must not be recomputed"):
-        load_or_compute(changed, root / "cache", log=lambda _: None)
+    assert computed == [] and again.runs == table.runs and again.seconds == table.seconds
+    assert table.seconds > 0
+    # each line says how its run was made: the 6 points of a seed share one batched pass
+    lines = [json.loads(t) for t in cache_path(problem, root / "cache").read_text().splitlines()]
+    first = lines[: len(table.points) * len(problem.seeds)]
+    assert {line["made"]["pass_runs"] for line in first} == {6}
+    assert sorted(line["seed"] for line in first) == [0] * 6 + [1] * 6 + [2] * 6
+
+
+def test_a_changed_problem_runs_only_what_the_cache_lacks(tiny, table, monkeypatch) -> None:
+    problem, root = tiny
+    cache = root / "cache"
+    computed = _spy(monkeypatch)
+    # a new mu value: its 3 points x 3 seeds run, the mu = 0 column is reused
+    wider = dataclasses.replace(problem, grid={**problem.grid, "client.mu": [0.0, 0.5]})
+    new = load_or_compute(wider, cache, jobs=1, log=lambda _: None)
+    assert sorted(computed) == sorted(
+        (point_key({"client.lr": lr, "client.mu": 0.5}), s) for lr in (0.003, 0.05, 1.0)
+        for s in (0, 1, 2)
+    )  # fmt: skip
+    for lr in (0.003, 0.05, 1.0):
+        old = {"client.lr": lr, "client.mu": 0.0}
+        assert all(new.run(old, s) == table.run(old, s) for s in (0, 1, 2))
+    # one more truth seed: only that seed runs, for every point
+    computed.clear()
+    more = dataclasses.replace(problem, truth_seeds=(2, 3))
+    grown = load_or_compute(more, cache, jobs=1, log=lambda _: None)
+    assert sorted(computed) == sorted((point_key(p), 3) for p in problem.points())
+    assert grown.truth(table.points[0], (2,)) == table.truth(table.points[0], (2,))
+    # the base config is part of every run: a changed one reruns the whole grid
+    computed.clear()
+    base = root / "base2.yaml"
+    base.write_text(BASE.replace("rounds: 12", "rounds: 11"))
+    (root / "space2.yaml").write_text(SPACE.replace("base.yaml", "base2.yaml"))
+    other = dataclasses.replace(problem, space_file=str(root / "space2.yaml"))
+    load_or_compute(other, cache, jobs=1, log=lambda _: None)
+    assert len(computed) == len(problem.points()) * len(problem.seeds)
+
+
+def test_a_line_cut_short_by_a_crash_is_skipped(tiny, table, tmp_path) -> None:
+    problem, root = tiny
+    lines = cache_path(problem, root / "cache").read_text().splitlines()
+    path = tmp_path / "runs.jsonl"
+    path.write_text("\n".join(lines[:3]) + "\n" + lines[3][: len(lines[3]) // 2])
+    said: list[str] = []
+    cached = read_cache(path, log=said.append)
+    assert len(cached) == 3 and all(run_key_of(line) in cached for line in lines[:3])
+    assert said and ":4: not a whole JSON line" in said[0]
+
+
+def run_key_of(text: str) -> str:
+    return json.loads(text)["key"]
 
 
 def test_table_holds_every_point_and_seed(tiny, table) -> None:
@@ -184,3 +245,29 @@ def test_shipped_grids_hold_every_value_of_discrete_params(name: str) -> None:
         else:
             continue
         assert sorted(problem.grid[param.name], key=str) == sorted(wanted, key=str), param.name
+
+
+def test_truth_seeds_can_be_changed_but_never_to_a_search_seed(tiny) -> None:
+    problem, _ = tiny
+    assert problem.with_truth_seeds([5, 2, 5]).truth_seeds == (2, 5)
+    assert problem.with_truth_seeds([2, 3]).seeds == (0, 1, 2, 3)
+    with pytest.raises(ValueError, match="seed 1 is a search seed of tiny"):
+        problem.with_truth_seeds([1, 2])
+    with pytest.raises(ValueError, match="at least 2 seeds"):
+        problem.with_truth_seeds([4, 4])
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--truth-seeds", "0", "2"], "`--truth-seeds`: seed 0 is a search seed of lr_mu"),
+        (["--truth-seeds", "7"], "`--truth-seeds`: ground truth needs at least 2 seeds"),
+        (["--problems", "nope"], "`--problems`: unknown problem 'nope'; choose from lr_mu"),
+        (["--strategies", "grid"], "`--strategies`: unknown strategy 'grid'; choose from"),
+    ],
+)
+def test_bad_quality_arguments_exit_2_before_any_run(argv, message, tmp_path, capsys) -> None:
+    code = main(["bench", "--workload", "quality", "--cache", str(tmp_path / "c"), *argv])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()

@@ -25,7 +25,7 @@ from fedhpo.bench.quality._score import (
     summarize,
 )
 from fedhpo.bench.quality._strategies import STRATEGIES, VARIANTS, Outcome, run_strategy
-from fedhpo.bench.quality._truth import Table, cache_path, compute_table, load_or_compute
+from fedhpo.bench.quality._truth import Table, cache_path, load_or_compute, read_cache, run_key
 
 __all__ = [
     "PROBLEMS",
@@ -39,12 +39,13 @@ __all__ = [
     "Table",
     "cache_path",
     "ceiling",
-    "compute_table",
     "grid_best",
     "load_or_compute",
     "noise_floor",
     "point_key",
     "regret",
+    "read_cache",
+    "run_key",
     "run_problem",
     "run_quality",
     "run_strategy",
@@ -131,11 +132,15 @@ def run_quality(
     cache_dir: str | Path = "runs/bench/quality",
     jobs: int = 2,
     log: Log = print,
+    truth_seeds: Sequence[int] | None = None,
 ) -> QualityReport:
-    """Ground truth (cached) and every strategy, for each problem."""
+    """Ground truth (cached) and every strategy, for each problem (scored on ``truth_seeds``
+    instead of the problem's own when given)."""
     reports = []
     for name in problems:
         problem = PROBLEMS[name]
+        if truth_seeds is not None:
+            problem = problem.with_truth_seeds(truth_seeds)
         table = load_or_compute(problem, Path(cache_dir), jobs, log)
         reports.append(run_problem(problem, table, list(seeds), list(strategies), log))
     return QualityReport(reports)

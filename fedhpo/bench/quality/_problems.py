@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import itertools
 import json
 from collections.abc import Mapping, Sequence
@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fedhpo import __version__
 from fedhpo.space import SearchSpace, load_space
 
 #: Where the shipped spaces live (the repository's ``searchspaces/``), for the defaults.
@@ -46,6 +45,20 @@ class Problem:
         """Every seed the ground-truth table holds."""
         return tuple(sorted(set(self.search_seeds) | set(self.truth_seeds)))
 
+    def with_truth_seeds(self, seeds: Sequence[int]) -> Problem:
+        """The same problem scored on other ground-truth seeds (ValueError if fewer than two,
+        or if a strategy could see one of them)."""
+        chosen = tuple(sorted(set(seeds)))
+        if len(chosen) < 2:
+            raise ValueError(f"ground truth needs at least 2 seeds, got {list(seeds)}")
+        seen = sorted(set(chosen) & set(self.search_seeds))
+        if seen:
+            raise ValueError(
+                f"seed {seen[0]} is a search seed of {self.name} (strategies see "
+                f"{list(self.search_seeds)}); pick truth seeds no strategy runs"
+            )
+        return dataclasses.replace(self, truth_seeds=chosen)
+
     def points(self) -> list[dict[str, Any]]:
         """The grid's points in a fixed order, each with only its active parameters."""
         space = self.space()
@@ -60,22 +73,6 @@ class Problem:
                     point[param.name] = value
             seen.setdefault(point_key(point), point)
         return list(seen.values())
-
-    def key(self) -> str:
-        """A hash of everything the ground truth depends on (and the fedhpo version)."""
-        space = self.space()
-        text = json.dumps(
-            {
-                "version": __version__,
-                "base": space.base.to_dict(),
-                "objective": space.objectives[0].to_dict(),
-                "points": self.points(),
-                "seeds": self.seeds,
-            },
-            sort_keys=True,
-            default=str,
-        )
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def point_key(point: Mapping[str, Any]) -> str:

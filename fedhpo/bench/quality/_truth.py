@@ -1,7 +1,8 @@
-"""Ground truth: every grid point of a problem run at full fidelity, cached on disk."""
+"""Ground truth: every grid point of a problem run at full fidelity, cached run by run."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing as mp
 import statistics
@@ -14,6 +15,7 @@ from typing import Any
 
 import torch
 
+from fedhpo import __version__
 from fedhpo.bench.quality._problems import Problem, point_key
 from fedhpo.config import RunConfig
 from fedhpo.sim.batch import batch_key, run_batch
@@ -33,12 +35,12 @@ class Table:
     (``status``, ``reason``, the :data:`SERIES` per round, final ``test_accuracy``)."""
 
     problem: str
-    key: str
     metric: str
     points: list[dict[str, Any]]
     runs: dict[str, dict[str, dict[str, Any]]]
     seconds: float
-    """Wall seconds the grid took to compute."""
+    """Seconds of compute the runs took (each run's share of its batched pass, summed over
+    runs: about the wall time on one process)."""
 
     def run(self, point: Mapping[str, Any], seed: int) -> dict[str, Any]:
         """The record of ``point`` at ``seed`` (KeyError if the table lacks it)."""
@@ -61,7 +63,6 @@ class Table:
     def to_json(self) -> dict[str, Any]:
         return {
             "problem": self.problem,
-            "key": self.key,
             "metric": self.metric,
             "points": self.points,
             "runs": self.runs,
@@ -83,60 +84,122 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _run_chunk(configs: list[RunConfig]) -> list[dict[str, Any]]:
-    """Worker: one batched pass (the configs share a seed and a batch schedule)."""
-    torch.set_num_threads(1)
-    dataset = build_dataset(configs[0].data)
-    return [_record(r) for r in run_batch(configs, dataset)]
+def run_key(config: RunConfig) -> str:
+    """What a cached run is found by: its whole config (point and seed included) and the
+    fedhpo version, so any problem whose grid holds that run reuses it."""
+    text = json.dumps(
+        {"version": __version__, "config": config.to_dict()}, sort_keys=True, default=str
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _chunks(problem: Problem) -> list[list[tuple[str, int, RunConfig]]]:
-    """(point key, seed, config) triples grouped into batched passes."""
+@dataclass(frozen=True)
+class _Wanted:
+    point: dict[str, Any]
+    seed: int
+    config: RunConfig
+    key: str
+
+
+def _wanted(problem: Problem) -> list[_Wanted]:
     base = problem.space().base
-    groups: dict[tuple[int, str], list[tuple[str, int, RunConfig]]] = {}
+    out = []
     for point in problem.points():
         for seed in problem.seeds:
             config = full_config(base, point, seed)
-            groups.setdefault((seed, batch_key(config)), []).append(
-                (point_key(point), seed, config)
-            )
+            out.append(_Wanted(point, seed, config, run_key(config)))
+    return out
+
+
+def _run_chunk(configs: list[RunConfig]) -> tuple[list[dict[str, Any]], float]:
+    """Worker: one batched pass (the configs share a seed and a batch schedule) and the
+    seconds it took."""
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    dataset = build_dataset(configs[0].data)
+    records = [_record(r) for r in run_batch(configs, dataset)]
+    return records, time.perf_counter() - start
+
+
+def _chunks(runs: list[_Wanted]) -> list[list[_Wanted]]:
+    """``runs`` grouped into batched passes (one per seed and batch schedule), largest first."""
+    groups: dict[tuple[int, str], list[_Wanted]] = {}
+    for run in runs:
+        groups.setdefault((run.seed, batch_key(run.config)), []).append(run)
     return sorted(groups.values(), key=len, reverse=True)
 
 
-def compute_table(problem: Problem, jobs: int = 2, log: Log = print) -> Table:
-    """Run the whole grid (``jobs`` processes, one batched pass per seed and schedule)."""
+def compute_runs(
+    name: str, runs: list[_Wanted], path: Path, jobs: int = 2, log: Log = print
+) -> dict[str, dict[str, Any]]:
+    """Run ``runs`` at full fidelity (``jobs`` processes) and append each finished pass to the
+    cache file ``path``, so an interrupted grid keeps what it ran. Returns the new lines by key.
+
+    Each line records how its run was made: ``run_batch`` equals single runs only to float
+    rounding and depends on which configs share a pass, so a run computed later, in a smaller
+    pass, can differ in the last bits from the one a whole-grid pass would have given.
+    """
     start = time.perf_counter()
-    chunks = _chunks(problem)
-    runs: dict[str, dict[str, dict[str, Any]]] = {}
-    log(f"{problem.name}: ground truth, {len(problem.points())} points x "
-        f"{len(problem.seeds)} seeds in {len(chunks)} batched passes")  # fmt: skip
+    chunks = _chunks(runs)
+    log(f"{name}: running {len(runs)} full runs in {len(chunks)} batched passes")
+    lines: dict[str, dict[str, Any]] = {}
+    path.parent.mkdir(parents=True, exist_ok=True)
     ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(max(1, jobs), mp_context=ctx) as pool:
-        futures = [pool.submit(_run_chunk, [c for _, _, c in chunk]) for chunk in chunks]
+    with ProcessPoolExecutor(max(1, jobs), mp_context=ctx) as pool, path.open("a") as out:
+        futures = [pool.submit(_run_chunk, [r.config for r in chunk]) for chunk in chunks]
         for done, (chunk, future) in enumerate(zip(chunks, futures, strict=True), 1):
-            for (key, seed, _), record in zip(chunk, future.result(), strict=True):
-                runs.setdefault(key, {})[str(seed)] = record
+            records, seconds = future.result()
+            for run, record in zip(chunk, records, strict=True):
+                line = {
+                    "key": run.key,
+                    "version": __version__,
+                    "point": run.point,
+                    "seed": run.seed,
+                    "made": {"pass_runs": len(chunk), "seconds": seconds / len(chunk)},
+                    "record": record,
+                }
+                lines[run.key] = line
+                out.write(json.dumps(line) + "\n")
+            out.flush()
             log(f"  pass {done}/{len(chunks)} done ({time.perf_counter() - start:.0f} s)")
-    metric = problem.space().objectives[0].metric
-    return Table(problem.name, problem.key(), metric, problem.points(), runs,
-                 time.perf_counter() - start)  # fmt: skip
+    return lines
 
 
 def cache_path(problem: Problem, cache_dir: Path) -> Path:
-    """The cache file of a problem: its name and :meth:`Problem.key`."""
-    return cache_dir / f"{problem.name}-{problem.key()}.json"
+    """The cache file of a problem's runs (JSON lines, appended to as runs are made)."""
+    return cache_dir / f"{problem.name}.runs.jsonl"
+
+
+def read_cache(path: Path, log: Log = print) -> dict[str, dict[str, Any]]:
+    """The cached runs by :func:`run_key` (a line cut short by a crash is skipped)."""
+    lines: dict[str, dict[str, Any]] = {}
+    if not path.is_file():
+        return lines
+    with path.open(encoding="utf-8") as f:
+        for number, text in enumerate(f, 1):
+            try:
+                line = json.loads(text)
+            except json.JSONDecodeError:
+                log(f"{path}:{number}: not a whole JSON line (an interrupted write?); skipped")
+                continue
+            lines[line["key"]] = line
+    return lines
 
 
 def load_or_compute(problem: Problem, cache_dir: Path, jobs: int = 2, log: Log = print) -> Table:
-    """The cached table if the problem (and fedhpo version) is unchanged, else compute it."""
+    """The problem's table: runs cached under ``cache_dir`` are reused (same config, seed and
+    fedhpo version), only the missing ones are run."""
     path = cache_path(problem, cache_dir)
-    if path.is_file():
-        data = json.loads(path.read_text(encoding="utf-8"))
-        log(f"{problem.name}: ground truth from {path} (computed in {data['seconds']:.0f} s)")
-        return Table(**data)
-    table = compute_table(problem, jobs, log)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(table.to_json()), encoding="utf-8")
-    tmp.replace(path)
-    return table
+    cached = read_cache(path, log)
+    wanted = _wanted(problem)
+    missing = [w for w in wanted if w.key not in cached]
+    log(f"{problem.name}: ground truth, {len(problem.points())} points x "
+        f"{len(problem.seeds)} seeds; {len(wanted) - len(missing)} runs cached in {path}")  # fmt: skip
+    if missing:
+        cached.update(compute_runs(problem.name, missing, path, jobs, log))
+    runs: dict[str, dict[str, dict[str, Any]]] = {}
+    for w in wanted:
+        runs.setdefault(point_key(w.point), {})[str(w.seed)] = cached[w.key]["record"]
+    metric = problem.space().objectives[0].metric
+    seconds = sum(cached[w.key]["made"]["seconds"] for w in wanted)
+    return Table(problem.name, metric, problem.points(), runs, seconds)
