@@ -94,20 +94,22 @@ def run_key(config: RunConfig) -> str:
 
 
 @dataclass(frozen=True)
-class _Wanted:
+class GridRun:
+    """One full run the ground truth needs: a grid point at a seed."""
+
     point: dict[str, Any]
     seed: int
     config: RunConfig
     key: str
 
 
-def _wanted(problem: Problem) -> list[_Wanted]:
+def _wanted(problem: Problem) -> list[GridRun]:
     base = problem.space().base
     out = []
     for point in problem.points():
         for seed in problem.seeds:
             config = full_config(base, point, seed)
-            out.append(_Wanted(point, seed, config, run_key(config)))
+            out.append(GridRun(point, seed, config, run_key(config)))
     return out
 
 
@@ -121,16 +123,16 @@ def _run_chunk(configs: list[RunConfig]) -> tuple[list[dict[str, Any]], float]:
     return records, time.perf_counter() - start
 
 
-def _chunks(runs: list[_Wanted]) -> list[list[_Wanted]]:
+def _chunks(runs: list[GridRun]) -> list[list[GridRun]]:
     """``runs`` grouped into batched passes (one per seed and batch schedule), largest first."""
-    groups: dict[tuple[int, str], list[_Wanted]] = {}
+    groups: dict[tuple[int, str], list[GridRun]] = {}
     for run in runs:
         groups.setdefault((run.seed, batch_key(run.config)), []).append(run)
     return sorted(groups.values(), key=len, reverse=True)
 
 
 def compute_runs(
-    name: str, runs: list[_Wanted], path: Path, jobs: int = 2, log: Log = print
+    name: str, runs: list[GridRun], path: Path, jobs: int = 2, log: Log = print
 ) -> dict[str, dict[str, Any]]:
     """Run ``runs`` at full fidelity (``jobs`` processes) and append each finished pass to the
     cache file ``path``, so an interrupted grid keeps what it ran. Returns the new lines by key.
