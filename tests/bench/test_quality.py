@@ -25,6 +25,7 @@ from fedhpo.bench.quality import (
     read_cache,
     regret,
     run_problem,
+    run_quality,
     run_strategy,
     summarize,
 )
@@ -271,3 +272,18 @@ def test_bad_quality_arguments_exit_2_before_any_run(argv, message, tmp_path, ca
     assert code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
+
+
+def test_run_quality_scores_on_the_truth_seeds_it_is_given(tiny, table, monkeypatch) -> None:
+    problem, root = tiny
+    monkeypatch.setitem(PROBLEMS, "tiny", problem)
+    computed = _spy(monkeypatch)
+    report = run_quality(
+        ["tiny"], [0], ["base"], root / "cache", jobs=1, log=lambda _: None, truth_seeds=[3, 2]
+    )
+    (scored,) = report.problems
+    assert scored.truth_seeds == [2, 3]
+    assert {seed for _, seed in computed} <= {3}  # seed 3 may be cached by an earlier test
+    grown = load_or_compute(problem.with_truth_seeds([2, 3]), root / "cache", log=lambda _: None)
+    _, best = grid_best(grown, problem.with_truth_seeds([2, 3]))
+    assert scored.best == best
