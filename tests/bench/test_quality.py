@@ -119,12 +119,18 @@ def test_a_changed_problem_runs_only_what_the_cache_lacks(tiny, table, monkeypat
 def test_a_line_cut_short_by_a_crash_is_skipped(tiny, table, tmp_path) -> None:
     problem, root = tiny
     lines = cache_path(problem, root / "cache").read_text().splitlines()
-    path = tmp_path / "runs.jsonl"
+    path = cache_path(problem, tmp_path)
     path.write_text("\n".join(lines[:3]) + "\n" + lines[3][: len(lines[3]) // 2])
     said: list[str] = []
     cached = read_cache(path, log=said.append)
     assert len(cached) == 3 and all(run_key_of(line) in cached for line in lines[:3])
     assert said and ":4: not a whole JSON line" in said[0]
+    # the runs still missing are appended after the cut line, not onto it
+    again = load_or_compute(problem, tmp_path, jobs=1, log=lambda _: None)
+    said.clear()
+    whole = len(table.points) * len(problem.seeds)
+    assert len(read_cache(path, log=said.append)) == whole and len(said) == 1
+    assert again.runs == table.runs
 
 
 def run_key_of(text: str) -> str:

@@ -60,15 +60,6 @@ class Table:
         values = [self.final(point, s) for s in seeds]
         return statistics.fmean(0.0 if v != v else v for v in values)
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "problem": self.problem,
-            "metric": self.metric,
-            "points": self.points,
-            "runs": self.runs,
-            "seconds": self.seconds,
-        }
-
 
 def _record(result: SimulationResult) -> dict[str, Any]:
     out: dict[str, Any] = {"status": result.status, "reason": result.reason}
@@ -146,6 +137,7 @@ def compute_runs(
     log(f"{name}: running {len(runs)} full runs in {len(chunks)} batched passes")
     lines: dict[str, dict[str, Any]] = {}
     path.parent.mkdir(parents=True, exist_ok=True)
+    _end_line(path)
     ctx = mp.get_context("spawn")
     with ProcessPoolExecutor(max(1, jobs), mp_context=ctx) as pool, path.open("a") as out:
         futures = [pool.submit(_run_chunk, [r.config for r in chunk]) for chunk in chunks]
@@ -165,6 +157,15 @@ def compute_runs(
             out.flush()
             log(f"  pass {done}/{len(chunks)} done ({time.perf_counter() - start:.0f} s)")
     return lines
+
+
+def _end_line(path: Path) -> None:
+    """End a last line cut short by a crash, so the next append starts a line of its own."""
+    if path.is_file() and path.stat().st_size:
+        with path.open("rb+") as f:
+            f.seek(-1, 2)
+            if f.read(1) != b"\n":
+                f.write(b"\n")
 
 
 def cache_path(problem: Problem, cache_dir: Path) -> Path:
