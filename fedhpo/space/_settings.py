@@ -167,8 +167,8 @@ class TunerSpec:
     seeds: int = 2
     """Training seeds per promoted config (a trial's own full-fidelity run counts as one)."""
     calibrate: bool | None = None
-    """Measure how well short runs rank configs before choosing the pruner's first rung;
-    ``None``: when trials may run to full fidelity and the first rung is not given."""
+    """Measure how well short runs rank configs before choosing the pruner's first rung
+    (the fidelity check); ``None`` or false: no check, the first rung is a ninth of the rounds."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.sampler, str) or self.sampler not in SAMPLERS:

@@ -1,5 +1,6 @@
-"""The fidelity check end to end: a default search measures it first, records it on the study
-and runs its trials from the chosen rung; so do workers of a study made with --create-only."""
+"""The fidelity check end to end: a search asked for it (``tuner.calibrate: true``) measures
+it first, records it on the study and runs its trials from the chosen rung; so do workers of a
+study made with --create-only. The default search runs no check."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ from fedhpo.tune import join_study, run_worker, tune
 from fedhpo.tune._calibrate import POINTS
 from tests.helpers import LR_MU
 
-#: The default schedule: no fidelity section, successive halving, the check left on.
-DEFAULT = "{sampler: random, seed: 0, promote: 0}"
+#: The default schedule (no fidelity section, successive halving) with the check asked for.
+CHECKED = "{sampler: random, seed: 0, promote: 0, calibrate: true}"
 
 
-def _default_space(make_space):
-    return make_space(LR_MU, tuner=DEFAULT, fidelity="{}")
+def _checked_space(make_space):
+    return make_space(LR_MU, tuner=CHECKED, fidelity="{}")
 
 
 def _assert_check_ran_first(study: optuna.Study) -> None:
@@ -33,13 +34,23 @@ def _assert_check_ran_first(study: optuna.Study) -> None:
     assert {t.user_attrs[rec.FIDELITY]["min_rounds"] for t in searched} == {check["chosen"]}
 
 
-def test_a_default_search_runs_and_records_the_fidelity_check(make_space, storage) -> None:
-    study = tune(_default_space(make_space), storage=storage, study="s", log=lambda _: None)
+def test_a_search_asked_to_check_runs_and_records_the_fidelity_check(make_space, storage) -> None:
+    study = tune(_checked_space(make_space), storage=storage, study="s", log=lambda _: None)
     _assert_check_ran_first(study)
 
 
+def test_the_default_search_runs_no_check_and_prunes_from_a_ninth(make_space, storage) -> None:
+    space = make_space(LR_MU, tuner="{sampler: random, seed: 0, promote: 0}", fidelity="{}")
+    study = tune(space, storage=storage, study="d", log=lambda _: None)
+    assert rec.fidelity_check(study) is None
+    assert not any(t.user_attrs.get(rec.CALIBRATION) for t in study.trials)
+    # the first rung is a ninth of the 12 rounds of tests.helpers.BASE, and trials may run to 12
+    fidelities = [t.user_attrs[rec.FIDELITY] for t in study.trials if t.state.is_finished()]
+    assert fidelities and {(f["min_rounds"], f["rounds"]) for f in fidelities} == {(1, 12)}
+
+
 def test_workers_of_a_created_only_study_run_the_fidelity_check_first(make_space, storage) -> None:
-    space = _default_space(make_space)
+    space = _checked_space(make_space)
     tune(space, storage=storage, study="w", create_only=True, log=lambda _: None)
     report = run_worker(join_study("w", storage))
     assert report.errors == {}
@@ -66,7 +77,7 @@ def _count_passes(monkeypatch, fail_first: bool = False) -> list[int]:
 
 def test_the_check_runs_in_one_batched_pass_per_job(make_space, storage, monkeypatch) -> None:
     sizes = _count_passes(monkeypatch)
-    study = tune(_default_space(make_space), storage=storage, study="b", log=lambda _: None)
+    study = tune(_checked_space(make_space), storage=storage, study="b", log=lambda _: None)
     assert sizes == [POINTS]  # one job: all of the check's runs share one pass
     _assert_check_ran_first(study)
     # each trial keeps its own run: its value is its own curve's last point
@@ -79,7 +90,7 @@ def test_an_interrupted_check_pass_queues_its_runs_again_as_check_runs(
     make_space, storage, monkeypatch
 ) -> None:
     _count_passes(monkeypatch, fail_first=True)
-    study = tune(_default_space(make_space), storage=storage, study="i", log=lambda _: None)
+    study = tune(_checked_space(make_space), storage=storage, study="i", log=lambda _: None)
     trials = sorted(study.trials, key=lambda t: t.number)
     assert [t.state for t in trials[:POINTS]] == [TrialState.FAIL] * POINTS
     check = rec.fidelity_check(study)

@@ -61,12 +61,10 @@ STRATEGIES["base"] = None
 
 #: Variants of the default, for choosing it (run them with ``--strategies``).
 VARIANTS: dict[str, Callable[[SearchSpace], SearchSpace]] = {
-    "default_no_check": lambda s: _tuner(s, calibrate=False),
-    "default_no_promote": lambda s: _tuner(s, promote=0),
+    "default_check": lambda s: _tuner(s, calibrate=True),
     "default_promote_1": lambda s: _tuner(s, promote=1),
     "default_hyperband": lambda s: _tuner(s, pruner="hyperband"),
-    "default_no_check_promote_1": lambda s: _tuner(s, calibrate=False, promote=1),
-    "default_no_check_no_promote": lambda s: _tuner(s, calibrate=False, promote=0),
+    "default_check_promote_1": lambda s: _tuner(s, calibrate=True, promote=1),
 }
 
 
