@@ -177,7 +177,8 @@ def test_compute_is_counted_in_client_steps(tiny, table) -> None:
     )
     default = run_strategy("default", problem, table, seed=0)
     assert default.full_runs > 0 and default.trials > 0
-    assert default.history[-1][0] <= default.full_runs  # promotion re-runs come on top
+    # promotion re-runs come on top (the study stores full_runs to 3 decimals)
+    assert default.history[-1][0] <= default.full_runs + 5e-4
     base = run_strategy("base", problem, table, seed=0)
     assert base.full_runs == 0 and base.point == {"client.lr": 0.05, "client.mu": 0.0}
 
