@@ -76,8 +76,8 @@ class Fidelity:
     """How cheap a trial is; ``None`` keeps the base config's value (or the default schedule).
 
     ``rounds`` is the most rounds a trial runs; the pruner's first rung is ``min_rounds``
-    (``None``: calibrated at the start of the study when the trials may run to full
-    fidelity). ``report_every`` is how often a trial reports validation to the pruner; the
+    (``None``: a ninth of ``rounds``, or the fidelity check's choice when
+    ``tuner.calibrate`` is true). ``report_every`` is how often a trial reports validation to the pruner; the
     test-set period stays the run config's ``federation.eval_every``.
     """
 
