@@ -94,10 +94,10 @@ class GridRun:
     key: str
 
 
-def _wanted(problem: Problem) -> list[GridRun]:
+def _wanted(problem: Problem, points: list[dict[str, Any]]) -> list[GridRun]:
     base = problem.space().base
     out = []
-    for point in problem.points():
+    for point in points:
         for seed in problem.seeds:
             config = full_config(base, point, seed)
             out.append(GridRun(point, seed, config, run_key(config)))
@@ -194,9 +194,10 @@ def load_or_compute(problem: Problem, cache_dir: Path, jobs: int = 2, log: Log =
     fedhpo version), only the missing ones are run."""
     path = cache_path(problem, cache_dir)
     cached = read_cache(path, log)
-    wanted = _wanted(problem)
+    points = problem.points()
+    wanted = _wanted(problem, points)
     missing = [w for w in wanted if w.key not in cached]
-    log(f"{problem.name}: ground truth, {len(problem.points())} points x "
+    log(f"{problem.name}: ground truth, {len(points)} points x "
         f"{len(problem.seeds)} seeds; {len(wanted) - len(missing)} runs cached in {path}")  # fmt: skip
     if missing:
         cached.update(compute_runs(problem.name, missing, path, jobs, log))
@@ -205,4 +206,4 @@ def load_or_compute(problem: Problem, cache_dir: Path, jobs: int = 2, log: Log =
         runs.setdefault(point_key(w.point), {})[str(w.seed)] = cached[w.key]["record"]
     metric = problem.space().objectives[0].metric
     seconds = sum(cached[w.key]["made"]["seconds"] for w in wanted)
-    return Table(problem.name, metric, problem.points(), runs, seconds)
+    return Table(problem.name, metric, points, runs, seconds)
