@@ -1,10 +1,13 @@
 """fedhpo.tune: Optuna search over (multi-fidelity) federated runs, with promotion of the best.
 
 The default search of a single objective (what ``fedhpo tune --space FILE`` does): spend a
-budget of 10 full-run equivalents; first run the base config and a few space-filling configs
-to full fidelity and measure which shorter run ranks configs like the full one (the fidelity
-check); then TPE proposals under successive halving whose rungs start there and end at full
-fidelity. ``promote`` (off by default) re-runs the top K and the base config with more seeds.
+budget of 10 full-run equivalents on the base config, then TPE proposals, under successive
+halving from a ninth of the base config's rounds to all of them; the first trials stop at the
+first rung as the sample later ones are judged against (:mod:`fedhpo.tune._halving`). The
+fidelity check (``tuner.calibrate``, off by default) first runs the base config and a few
+space-filling configs to full fidelity and starts the rungs at the cheapest round count
+that ranks configs like the full one. ``promote`` (off by default) re-runs the top K and the
+base config with more seeds.
 """
 
 from __future__ import annotations

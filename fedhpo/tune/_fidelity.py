@@ -18,7 +18,7 @@ from fedhpo.config import RunConfig
 from fedhpo.errors import SearchSpaceError
 from fedhpo.metrics import TEST_METRICS
 from fedhpo.space import PRUNERS, SearchSpace
-from fedhpo.tune._halving import CurveHalving
+from fedhpo.tune._halving import SAMPLE, CurveHalving
 
 #: Rungs grow by this factor (successive halving and Hyperband).
 REDUCTION = 3
@@ -84,11 +84,17 @@ def full_config(base: RunConfig, params: dict[str, Any], seed: int | None = None
     return base.with_values(values)
 
 
-def make_pruner(sched: Schedule) -> optuna.pruners.BasePruner:
-    """The pruner over rounds: steps are round numbers, reported every ``report_every``."""
+def make_pruner(sched: Schedule, trials: int | None = None) -> optuna.pruners.BasePruner:
+    """The pruner over rounds: steps are round numbers, reported every ``report_every``.
+
+    A search of a fixed number of ``trials`` stops at most a quarter of them at the first
+    rung for successive halving's sample (see :mod:`fedhpo.tune._halving`), so that a short
+    search still completes trials.
+    """
     name, first, every = sched.pruner, sched.min_rounds, sched.report_every
     if name == "successive_halving":
-        return CurveHalving(first, sched.rounds, REDUCTION, every)
+        sample = SAMPLE if trials is None else min(SAMPLE, trials // 4)
+        return CurveHalving(first, sched.rounds, REDUCTION, every, sample)
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(
             min_resource=first, max_resource=sched.rounds, reduction_factor=REDUCTION

@@ -5,7 +5,16 @@ trial goes on only if its value is in the best ``1/reduction`` of the values tha
 trial reported at that round: finished, pruned or running, the fidelity check's full runs
 included (they report every round and are never stopped, so from the first trial on the
 search is measured against configs that ran to the end). Asynchronous like ASHA: no trial
-waits for a rung to fill; with fewer than ``reduction - 1`` others at a rung it goes on.
+waits for a rung to fill.
+
+The first trials of a study have nothing to be judged against. ASHA lets them go on, and
+so did fedhpo until the quality benchmark showed what that costs: the base config (trial 0)
+and the next one or two random configs ran to the end unjudged, about a third of a budget
+of 10 full runs. Instead, the first rung needs a *sample*: while fewer than ``sample``
+other trials have reported there, a trial stops at it, and the trials that make up the
+sample (a ninth of a run each under the default schedule) are the yardstick of every later
+one. At later rungs a trial with fewer than ``reduction - 1`` others goes on, as in ASHA:
+it has already beaten the sample once.
 """
 
 from __future__ import annotations
@@ -17,6 +26,9 @@ from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 
 _STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+
+SAMPLE = 4
+"""Other trials a trial's first rung needs before it is judged there (below it, it stops)."""
 
 
 def rungs(first: int, rounds: int, reduction: int, every: int = 1) -> list[int]:
@@ -43,9 +55,13 @@ def rungs(first: int, rounds: int, reduction: int, every: int = 1) -> list[int]:
 class CurveHalving(BasePruner):
     """The pruner of fedhpo's default search (see the module docstring)."""
 
-    def __init__(self, first: int, rounds: int, reduction: int = 3, every: int = 1) -> None:
+    def __init__(
+        self, first: int, rounds: int, reduction: int = 3, every: int = 1, sample: int = SAMPLE
+    ) -> None:
         self.rungs = set(rungs(first, rounds, reduction, every))
+        self.first = min(self.rungs, default=None)
         self.reduction = reduction
+        self.sample = sample
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         step = trial.last_step
@@ -60,6 +76,8 @@ class CurveHalving(BasePruner):
             if t.number != trial.number and step in t.intermediate_values
         ]
         others = [v for v in others if math.isfinite(v)]
+        if step == self.first and len(others) < self.sample:
+            return True  # part of the first rung's sample
         if len(others) < self.reduction - 1:
             return False
         keep = max(1, math.ceil((len(others) + 1) / self.reduction))

@@ -106,7 +106,7 @@ def _create_or_resume(
     baseline = base_point(space)
     calibrating = wants_calibration(space)
     if baseline is not None and space.tuner.sampler != "grid":
-        # Trial 0 runs the base config itself: the leaderboard shows where the search started.
+        # Trial 0 runs the base config itself: the study records where the search started.
         attrs: dict[str, Any] = {ORIGIN: "base config"}
         if calibrating:
             attrs[rec.CALIBRATION] = True
@@ -164,7 +164,7 @@ def _load_for_worker(space: SearchSpace, opts: TuneOptions, worker: int) -> optu
         study_name=opts.study,
         storage=storage,
         sampler=make_sampler(space.tuner.sampler, seed, grid=grid),
-        pruner=make_pruner(schedule(space, opts.min_rounds)),
+        pruner=make_pruner(schedule(space, opts.min_rounds), opts.trials),
     )
 
 
