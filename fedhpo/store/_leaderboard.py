@@ -29,19 +29,26 @@ def leaderboard(study: optuna.Study, top: int | None = None) -> pd.DataFrame:
     """Complete trials, best first. Multi-objective studies list their Pareto front.
 
     Where promotion ran, promoted trials come first, ranked by the mean of their
-    full-fidelity scores (``promoted_mean``, ``promoted_std``, ``promoted_seeds``).
+    full-fidelity scores (``promoted_mean``, ``promoted_std``, ``promoted_seeds``); a pruned
+    trial that promotion re-ran (the base config, stopped by the search) is listed too.
     """
     objs = rec.objectives(study)
     names = [o["metric"] for o in objs]
+    promoted = rec.promotions(study)
     if len(objs) > 1:
         trials = sorted(study.best_trials, key=lambda t: t.number)
     else:
-        trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+        # a pruned trial that promotion re-ran (the base config) has full-fidelity results
+        states = (TrialState.COMPLETE, TrialState.PRUNED)
+        trials = [
+            t
+            for t in study.get_trials(deepcopy=False, states=states)
+            if t.state == TrialState.COMPLETE or t.number in promoted
+        ]
     rows = [_row(t, names) for t in trials]
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
-    promoted = rec.promotions(study)
     if promoted:
         frame["promoted_mean"] = frame["trial"].map(lambda n: promoted.get(n, {}).get("mean"))
         frame["promoted_std"] = frame["trial"].map(lambda n: promoted.get(n, {}).get("std"))

@@ -102,8 +102,13 @@ def promote(
     if board.empty:
         return {}
     top = [int(n) for n in board["trial"].head(opts.promote)]
-    trials = {t.number: t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
-    # The base config is re-run too, so the winner is compared with where the search started.
+    trials = {
+        t.number: t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        if t.state == TrialState.COMPLETE or t.user_attrs.get(rec.ORIGIN)
+    }
+    # The base config is re-run too, so the winner is compared with where the search started;
+    # also when the search stopped it (successive halving's first trials stop at the first rung).
     top += [n for n, t in trials.items() if t.user_attrs.get(rec.ORIGIN) and n not in top]
     seeds = [space.base.seed + i for i in range(opts.seeds)]
     runs: dict[tuple[int, int], Run] = {}
@@ -215,7 +220,8 @@ def _run_all(
 
 def _promotion_line(number: int, trial: FrozenTrial, r: dict[str, Any]) -> str:
     mean = "nan" if r["mean"] is None else f"{r['mean']:.4f}"
+    value = "none (pruned)" if trial.value is None else f"{trial.value:.4f}"
     return (
-        f"promoted trial {number}: trial value {trial.value:.4f} -> full fidelity "
+        f"promoted trial {number}: trial value {value} -> full fidelity "
         f"{mean} ± {r['std']:.4f} over {len(r['seeds'])} seeds"
     )

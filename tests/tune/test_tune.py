@@ -235,6 +235,27 @@ def test_promotion_stays_within_the_budget_counting_each_config_in_its_own_steps
     assert 0 < compute["promotion_steps"] <= (epochs + 1.0) * full
 
 
+def test_promotion_compares_with_the_base_config_that_the_search_stopped(
+    make_space, storage
+) -> None:
+    # the default schedule (successive halving over all 12 rounds) by budget: trial 0, the
+    # base config, is one of the first rung's sample and stops there
+    space = make_space(
+        LR_MU, tuner="{sampler: random, pruner: successive_halving, seed: 0}", fidelity="{}"
+    )
+    study = tune(
+        space, storage=storage, study="sample", budget=6.0, promote_top=1, seeds=2,
+        log=lambda _: None,
+    )  # fmt: skip
+    assert study.trials[0].user_attrs[rec.ORIGIN] == "base config"
+    assert study.trials[0].state == TrialState.PRUNED
+    promoted = rec.promotions(study)
+    assert 0 in promoted and len(promoted[0]["values"]) == 2  # both seeds re-run
+    board = leaderboard(study).set_index("trial")
+    assert board.loc[0, "promoted_mean"] == pytest.approx(promoted[0]["mean"])
+    assert board.loc[0, "state"] == "pruned"
+
+
 def test_space_mistakes_create_nothing(make_space, tmp_path) -> None:
     from fedhpo.errors import SearchSpaceError
 
