@@ -53,7 +53,10 @@ def rungs(first: int, rounds: int, reduction: int, every: int = 1) -> list[int]:
 
 
 class CurveHalving(BasePruner):
-    """The pruner of fedhpo's default search (see the module docstring)."""
+    """The pruner of fedhpo's default search (see the module docstring).
+
+    ``reasons`` keeps, by trial number, why this process's pruner stopped a trial, for its
+    record (``status_reason``)."""
 
     def __init__(
         self, first: int, rounds: int, reduction: int = 3, every: int = 1, sample: int = SAMPLE
@@ -62,14 +65,22 @@ class CurveHalving(BasePruner):
         self.first = min(self.rungs, default=None)
         self.reduction = reduction
         self.sample = sample
+        self.reasons: dict[int, str] = {}
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        reason = self._verdict(study, trial)
+        if reason is not None:
+            self.reasons[trial.number] = reason
+        return reason is not None
+
+    def _verdict(self, study: optuna.Study, trial: FrozenTrial) -> str | None:
+        """Why ``trial`` stops at its last step, or None if it goes on."""
         step = trial.last_step
         if step is None or step not in self.rungs:
-            return False
+            return None
         value = trial.intermediate_values[step]
         if not math.isfinite(value):
-            return True
+            return f"pruned at round {step}: its value is not finite"
         others = [
             t.intermediate_values[step]
             for t in study.get_trials(deepcopy=False, states=_STATES)
@@ -77,10 +88,18 @@ class CurveHalving(BasePruner):
         ]
         others = [v for v in others if math.isfinite(v)]
         if step == self.first and len(others) < self.sample:
-            return True  # part of the first rung's sample
+            return (
+                f"pruned at round {step}: one of the first rung's sample "
+                f"({len(others)} of {self.sample} other trials had reported there)"
+            )
         if len(others) < self.reduction - 1:
-            return False
+            return None
         keep = max(1, math.ceil((len(others) + 1) / self.reduction))
         sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
         better = sum(1 for v in others if sign * v < sign * value)
-        return better >= keep
+        if better < keep:
+            return None
+        return (
+            f"pruned at round {step}: {better} of {len(others)} other trials were better "
+            f"there (the best {keep} go on)"
+        )

@@ -76,6 +76,8 @@ class PruningCallback:
         """False: report and let the pruner rank the trial, but never stop it (calibration
         runs: they set the bar at each rung for the trials after them)."""
         self.pruned_at: int | None = None
+        self.reason: str | None = None
+        """The pruner's own account of why it stopped the trial, when it gives one."""
 
     def __call__(self, round_: int, metrics: Mapping[str, float]) -> bool:
         if not self.enabled or (round_ % self.every and round_ != self.last):
@@ -86,6 +88,8 @@ class PruningCallback:
         self.trial.report(float(value), step=round_)
         if self.trial.should_prune() and self.may_stop:
             self.pruned_at = round_
+            reasons = getattr(self.trial.study.pruner, "reasons", {})
+            self.reason = reasons.get(self.trial.number)
             return True
         return False
 
@@ -192,7 +196,7 @@ class Objective:
             trial.set_user_attr(rec.STATUS_REASON, result.reason)
             raise optuna.TrialPruned(result.reason)
         if prune.pruned_at is not None:
-            reason = f"pruned at round {prune.pruned_at} by the pruner"
+            reason = prune.reason or f"pruned at round {prune.pruned_at} by the pruner"
             trial.set_user_attr(rec.STATUS_REASON, reason)
             raise optuna.TrialPruned(reason)
         values = [result.metric(m) for m in self.metrics]

@@ -51,6 +51,9 @@ def test_a_trial_below_the_best_third_is_stopped_and_the_others_go_on() -> None:
     study = _study_with([{r: 0.1 * k for r in range(1, 31)} for k in range(1, 6)])
     pruner = CurveHalving(3, 30)  # five others: the first rung's sample is there
     assert _judge(study, pruner, {3: 0.35})  # third of 6: not in the best 2, stopped
+    assert pruner.reasons[5] == (
+        "pruned at round 3: 2 of 5 other trials were better there (the best 2 go on)"
+    )
     assert not _judge(study, pruner, {3: 0.55})  # the best: goes on
     assert not _judge(study, pruner, {2: 0.0})  # not on a rung: never judged
 

@@ -249,6 +249,19 @@ def test_promotion_compares_with_the_base_config_that_the_search_stopped(
     )  # fmt: skip
     assert study.trials[0].user_attrs[rec.ORIGIN] == "base config"
     assert study.trials[0].state == TrialState.PRUNED
+    # each pruned trial says why: the sample, or the trials that were better at its rung
+    reasons = [t.user_attrs[rec.STATUS_REASON] for t in study.trials[:4]]
+    assert reasons == [
+        f"pruned at round 1: one of the first rung's sample ({n} of 4 other trials had "
+        "reported there)"
+        for n in range(4)
+    ]
+    judged = [
+        t.user_attrs[rec.STATUS_REASON]
+        for t in study.trials[4:]
+        if t.state == TrialState.PRUNED and t.number not in rec.promotions(study)
+    ]
+    assert judged and all("other trials were better there" in r for r in judged)
     promoted = rec.promotions(study)
     assert 0 in promoted and len(promoted[0]["values"]) == 2  # both seeds re-run
     board = leaderboard(study).set_index("trial")
