@@ -9,7 +9,7 @@ waits for a rung to fill.
 
 The first trials of a study have nothing to be judged against. ASHA lets them go on, and
 so did fedhpo until the quality benchmark showed what that costs: the base config (trial 0)
-and the next one or two random configs ran to the end unjudged, about a third of a budget
+and the next one or two random configs ran to the end unjudged, up to a third of a budget
 of 10 full runs. Instead, the first rung needs a *sample*: while fewer than ``sample``
 other trials have reported there, a trial stops at it, and the trials that make up the
 sample (a ninth of a run each under the default schedule) are the yardstick of every later
