@@ -4,6 +4,10 @@
 One full-run equivalent is the steps of one full-fidelity run of the base config, so "a
 budget of 10" means the compute of ten full runs, however it is split into short trials,
 pruned trials, calibration and promotion re-runs.
+
+A budget stops new trials from starting and, through :class:`BudgetGuard`, stops the
+trials that are running when it is spent: a budget of 6 is 6 full runs, with one job or
+many, not 6 plus whatever the jobs were running at the time.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from fedhpo.config import RunConfig
 from fedhpo.sim.data import FederatedDataset
 from fedhpo.sim.sampling import sample_cohort
 from fedhpo.store import records as rec
+from fedhpo.store._budget import load_budget
 
 
 def run_steps(config: RunConfig, dataset: FederatedDataset) -> int:
@@ -41,3 +46,56 @@ def spent_steps(study: optuna.Study, before: Collection[int] = ()) -> int:
     return sum(
         rec.trial_steps(t) for t in study.get_trials(deepcopy=False) if t.number not in before
     )
+
+
+class BudgetGuard:
+    """Stops a running trial once the study's trials together have taken its step budget.
+
+    Called after each round with the round's metrics (``steps``: client steps of the round).
+    It keeps the trial's own steps and, every ``1/checks`` of the budget, writes them on the
+    trial (so other workers count a running trial's compute) and rereads the others'. With
+    one job it stops within a round of the budget; with several, each job may run on for
+    at most one check interval before it sees the others' last steps.
+
+    A search hands back an answer: while the study has no complete trial, a running trial
+    goes on past the budget (a budget smaller than the first rungs' sample and one full
+    run would otherwise end with nothing to export).
+    """
+
+    def __init__(self, trial: optuna.Trial, limit: int, checks: int = 50) -> None:
+        self.trial = trial
+        self.limit = limit
+        self.interval = max(1, limit // checks)
+        self.own = 0
+        self.answered = False
+        """True once the study is seen to hold a complete trial."""
+        self.others = self._others()
+        self.next_check = self.interval
+        self.reason: str | None = None
+
+    @classmethod
+    def of(cls, trial: optuna.Trial) -> BudgetGuard | None:
+        """The guard of the study's step budget (None if the study has none)."""
+        budget = load_budget(trial.study)
+        return None if budget is None or budget.steps is None else cls(trial, budget.steps)
+
+    def __call__(self, round_: int, steps: int) -> bool:
+        """Add a round's ``steps``; True (with ``reason`` set) if the budget is now spent."""
+        self.own += steps
+        if self.own >= self.next_check:
+            self.trial.set_user_attr(rec.STEPS, self.own)
+            self.others = self._others()
+            self.next_check = self.own + self.interval
+        total = self.others + self.own
+        if total < self.limit or not self.answered:
+            return False
+        self.reason = (
+            f"stopped at round {round_}: the search's budget is spent ({total} of "
+            f"{self.limit} client steps, {self.own} of them this trial's)"
+        )
+        return True
+
+    def _others(self) -> int:
+        trials = self.trial.study.get_trials(deepcopy=False)
+        self.answered = any(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+        return sum(rec.trial_steps(t) for t in trials if t.number != self.trial.number)

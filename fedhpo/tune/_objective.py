@@ -19,6 +19,7 @@ from fedhpo.sim.engine import RoundCallback, run_simulation
 from fedhpo.sim.result import SimulationResult
 from fedhpo.space import SearchSpace, suggest
 from fedhpo.store import records as rec
+from fedhpo.tune._budget import BudgetGuard
 from fedhpo.tune._fidelity import Schedule, schedule, trial_config
 
 #: ``simulate(config, callbacks) -> result``: how a trial's run is made. The default runs
@@ -66,6 +67,7 @@ class PruningCallback:
         sched: Schedule,
         enabled: bool,
         may_stop: bool = True,
+        guard: BudgetGuard | None = None,
     ) -> None:
         self.trial = trial
         self.metric = metric
@@ -75,23 +77,34 @@ class PruningCallback:
         self.may_stop = may_stop
         """False: report and let the pruner rank the trial, but never stop it (calibration
         runs: they set the bar at each rung for the trials after them)."""
+        self.guard = guard if may_stop else None
+        """Stops the trial once the study's step budget is spent (see ``BudgetGuard``)."""
         self.pruned_at: int | None = None
         self.reason: str | None = None
-        """The pruner's own account of why it stopped the trial, when it gives one."""
+        """The pruner's (or the guard's) account of why it stopped the trial."""
 
     def __call__(self, round_: int, metrics: Mapping[str, float]) -> bool:
+        reported = self._report(round_, metrics)
+        spent = self.guard is not None and self.guard(round_, int(metrics.get("steps", 0)))
+        if spent and round_ < self.last:  # a run in its last round completes
+            self.pruned_at, self.reason = round_, self.guard.reason  # type: ignore[union-attr]
+            return True
+        if reported and self.trial.should_prune() and self.may_stop:
+            self.pruned_at = round_
+            reasons = getattr(self.trial.study.pruner, "reasons", {})
+            self.reason = reasons.get(self.trial.number)
+            return True
+        return False
+
+    def _report(self, round_: int, metrics: Mapping[str, float]) -> bool:
+        """Report the metric on a reporting round; True if reported."""
         if not self.enabled or (round_ % self.every and round_ != self.last):
             return False
         value = metrics.get(self.metric)
         if value is None or not math.isfinite(value):
             return False
         self.trial.report(float(value), step=round_)
-        if self.trial.should_prune() and self.may_stop:
-            self.pruned_at = round_
-            reasons = getattr(self.trial.study.pruner, "reasons", {})
-            self.reason = reasons.get(self.trial.number)
-            return True
-        return False
+        return True
 
 
 def record_result(trial: optuna.Trial, result: SimulationResult) -> None:
@@ -181,7 +194,8 @@ class Objective:
             sched = dataclasses.replace(sched, rounds=sched.full_rounds)
         config = trial_config(self.space, params, sched)
         enabled = not self.space.is_multi_objective
-        prune = PruningCallback(trial, self.metrics[0], sched, enabled, not calibrating)
+        guard = None if calibrating else BudgetGuard.of(trial)
+        prune = PruningCallback(trial, self.metrics[0], sched, enabled, not calibrating, guard)
         trial.set_user_attr(rec.CONFIG, rec.clean(config.to_dict()))
         trial.set_user_attr(rec.FIDELITY, rec.clean(_fidelity_dict(config, sched)))
         return config, prune

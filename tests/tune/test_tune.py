@@ -261,7 +261,9 @@ def test_promotion_compares_with_the_base_config_that_the_search_stopped(
         for t in study.trials[4:]
         if t.state == TrialState.PRUNED and t.number not in rec.promotions(study)
     ]
-    assert judged and all("other trials were better there" in r for r in judged)
+    # ... or, for the trial running when the budget ran out, the budget
+    better = [r for r in judged if "other trials were better there" in r]
+    assert better and all(r in better or "the search's budget is spent" in r for r in judged)
     promoted = rec.promotions(study)
     assert 0 in promoted and len(promoted[0]["values"]) == 2  # both seeds re-run
     board = leaderboard(study).set_index("trial")
@@ -457,3 +459,64 @@ def test_promotion_under_a_budget_keeps_a_top_ranked_base_config(make_space) -> 
     assert lines[-1].startswith("promotion: the base config not re-run")
     assert fit([3, 0], cost(3) - 1, ranked=1) == []
     assert lines[-1].startswith("promotion: trial 3 not re-run")
+
+
+def test_a_search_stops_its_running_trial_when_the_budget_is_spent(make_space, storage) -> None:
+    # full runs of 12 rounds, each the cost of a base run: a budget of 2.5 used to buy three
+    # whole runs (the budget was checked only before a trial started)
+    space = make_space(
+        LR_MU, tuner="{sampler: random, pruner: none, seed: 0, promote: 0}", fidelity="{}"
+    )
+    study = tune(space, storage=storage, study="cap", budget=2.5, log=lambda _: None)
+    full = study.user_attrs[rec.COMPUTE]["full_run_steps"]
+    per_round = _most_steps_a_round(space)
+    spent = study.user_attrs[rec.COMPUTE]["trial_steps"]
+    assert 2.5 * full <= spent < 2.5 * full + per_round
+    *done, last = sorted(study.trials, key=lambda t: t.number)
+    assert [t.state for t in done] == [TrialState.COMPLETE, TrialState.COMPLETE]
+    assert last.state == TrialState.PRUNED
+    stopped_at = last.intermediate_values and max(last.intermediate_values)
+    assert last.user_attrs[rec.STATUS_REASON].startswith(
+        f"stopped at round {len(last.user_attrs[rec.CURVES]['round'])}: the search's budget"
+    )
+    assert stopped_at is None or stopped_at <= 12
+
+
+def test_parallel_jobs_stop_their_running_trials_when_the_budget_is_spent(
+    make_space, storage
+) -> None:
+    # two jobs each finished the trial it held when the budget ran out (a budget of 6 spent
+    # 7.7 in `make demo`); now each running trial stops once the study's compute reaches it
+    space = make_space(
+        LR_MU, tuner="{sampler: random, pruner: none, seed: 0, promote: 0}", fidelity="{}"
+    )
+    study = tune(space, storage=storage, study="cap2", budget=3.5, jobs=2, log=lambda _: None)
+    full = study.user_attrs[rec.COMPUTE]["full_run_steps"]
+    per_round = _most_steps_a_round(space)
+    spent = study.user_attrs[rec.COMPUTE]["trial_steps"]
+    # each job may run on for at most a check interval (a fiftieth of the budget) and a round
+    assert 3.5 * full <= spent <= 3.5 * full + 2 * (3.5 * full / 50 + per_round)
+    cut = [t for t in study.trials if t.state == TrialState.PRUNED]
+    assert cut and all("the search's budget" in t.user_attrs[rec.STATUS_REASON] for t in cut)
+
+
+def _most_steps_a_round(space: Path) -> int:
+    """An upper bound of one round's client steps under the tests' base config (4 clients,
+    batch 16, 1 local epoch)."""
+    from fedhpo.tune._objective import cached_dataset
+
+    base = load_space(space).base
+    sizes = cached_dataset(base.data).train_sizes
+    return base.federation.clients_per_round * int(max(-(-sizes // base.client.batch_size)))
+
+
+def test_a_budget_too_small_for_one_full_run_still_completes_a_trial(make_space, storage) -> None:
+    # the default schedule stops the first 4 trials at round 1 (the sample); a budget of one
+    # full run is spent before the next trial ends, but a search hands back an answer
+    space = make_space(
+        LR_MU, tuner="{sampler: random, pruner: successive_halving, seed: 0}", fidelity="{}"
+    )
+    study = tune(space, storage=storage, study="tiny", budget=1.0, log=lambda _: None)
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 1
+    assert best_config(study).client.lr == pytest.approx(complete[0].params["client.lr"])
