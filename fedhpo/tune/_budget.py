@@ -58,7 +58,7 @@ class BudgetGuard:
     at most one check interval before it sees the others' last steps.
 
     A search hands back an answer: while the study has no complete trial, a running trial
-    goes on past the budget (a budget smaller than the first rungs' sample and one full
+    goes on past the budget (a budget smaller than the first rung's sample and one full
     run would otherwise end with nothing to export).
     """
 
