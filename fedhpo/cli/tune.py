@@ -91,7 +91,9 @@ def main(args: argparse.Namespace) -> int:
         )
     compute = study.user_attrs.get(records.COMPUTE) or {}
     if compute:
-        console.print(f"compute: {compute['full_runs']:g} full-run equivalents")
+        budget = compute.get("budget")
+        of = "" if budget is None else f" (budget {budget:g})"
+        console.print(f"compute: {compute['full_runs']:g} full-run equivalents{of}")
     board = leaderboard(study, top=5)
     others = other_trials(study)
     counts = others["state"].value_counts().to_dict() if not others.empty else {}

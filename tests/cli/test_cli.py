@@ -147,6 +147,18 @@ def test_tune_leaderboard_best_run(capsys, tmp_path, monkeypatch) -> None:
     ] == pytest.approx(rows[0]["client.lr"])
 
 
+def test_tune_under_a_budget_prints_what_it_spent_against_it(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "base.yaml").write_text(BASE)
+    space = tmp_path / "lrmu.yaml"
+    space.write_text("base: base.yaml\ntuner: {sampler: random, pruner: none}\nparams:\n" + LR_MU)
+    code, stdout, err = run_cli(capsys, "tune", "--space", str(space), "--budget", "1.5")
+    assert code == 0, err
+    spent = float(stdout.split("compute: ")[1].split()[0])
+    assert 1.5 <= spent < 2.0  # the second full run stops when the budget is spent
+    assert "full-run equivalents (budget 1.5)" in stdout
+
+
 def test_tune_with_bad_space_exits_2_and_creates_no_database(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     space = tmp_path / "bad.yaml"
