@@ -55,7 +55,8 @@ class BudgetGuard:
     It keeps the trial's own steps and, every ``1/checks`` of the budget, writes them on the
     trial (so other workers count a running trial's compute) and rereads the others'. With
     one job it stops within a round of the budget; with several, each job may run on for
-    at most one check interval before it sees the others' last steps.
+    about two check intervals (what the others had not written yet, and what they did since
+    it last read) and a round before it sees that the budget is spent.
 
     A search hands back an answer: while the study has no complete trial, a running trial
     goes on past the budget (a budget smaller than the first rung's sample and one full
