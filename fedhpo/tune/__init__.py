@@ -1,9 +1,10 @@
 """fedhpo.tune: Optuna search over (multi-fidelity) federated runs, with promotion of the best.
 
-The default search of a single objective (what ``fedhpo tune --space FILE`` does): spend a
-budget of 10 full-run equivalents on the base config, then TPE proposals, under successive
-halving from a ninth of the base config's rounds to all of them; the first trials stop at the
-first rung as the sample later ones are judged against (:mod:`fedhpo.tune._halving`). The
+The default search of a single objective (what ``fedhpo tune --space FILE`` does): the base
+config, then TPE proposals, under successive halving from a ninth of the base config's
+rounds to all of them, until a budget of 10 full-run equivalents is spent (trials running
+then stop: :class:`fedhpo.tune._budget.BudgetGuard`); the first trials stop at the first
+rung as the sample later ones are judged against (:mod:`fedhpo.tune._halving`). The
 fidelity check (``tuner.calibrate``, off by default) first runs the base config and a few
 space-filling configs to full fidelity and starts the rungs at the cheapest round count
 that ranks configs like the full one. ``promote`` (off by default) re-runs the top K and the
