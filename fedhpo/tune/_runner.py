@@ -21,13 +21,13 @@ from fedhpo.sim.sampling import derive_seed
 from fedhpo.space import SearchSpace, grid_search_space
 from fedhpo.store import Liveness, RetryPolicy, open_storage
 from fedhpo.store import records as rec
-from fedhpo.store._budget import Budget, retried, save_budget, used
+from fedhpo.store._budget import Budget, load_budget, retried, save_budget, used
 from fedhpo.store._lock import StudyLock
 from fedhpo.store._retry import warn
 from fedhpo.tune._baseline import ORIGIN, base_point
 from fedhpo.tune._calibrate import POINTS, check_fidelity, design
 from fedhpo.tune._factories import make_sampler
-from fedhpo.tune._fidelity import make_pruner, schedule
+from fedhpo.tune._fidelity import Schedule, make_pruner, schedule
 from fedhpo.tune._objective import Objective, Simulate, simulate, simulate_batch
 from fedhpo.tune._worker import OnTrial, Worker, WorkerReport, budget_left, session_outcome
 
@@ -164,8 +164,14 @@ def _load_for_worker(space: SearchSpace, opts: TuneOptions, worker: int) -> optu
         study_name=opts.study,
         storage=storage,
         sampler=make_sampler(space.tuner.sampler, seed, grid=grid),
-        pruner=make_pruner(schedule(space, opts.min_rounds), opts.trials),
+        pruner=_pruner(probe, schedule(space, opts.min_rounds)),
     )
+
+
+def _pruner(study: optuna.Study, sched: Schedule) -> optuna.pruners.BasePruner:
+    """The schedule's pruner for ``study``: its trial budget, shared by every worker and
+    session (``fedhpo worker`` has no count of its own), caps the first rung's sample."""
+    return make_pruner(sched, (load_budget(study) or Budget()).trials)
 
 
 class CheckGate:
@@ -205,7 +211,7 @@ class CheckGate:
         self.pending = False
         if recorded is not None:
             sched = schedule(self.space, recorded.get("chosen"))
-            study.pruner = make_pruner(sched)
+            study.pruner = _pruner(study, sched)
             self.objective.schedule = sched
         return False
 

@@ -521,3 +521,19 @@ def test_a_budget_too_small_for_one_full_run_still_completes_a_trial(make_space,
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
     assert len(complete) == 1
     assert best_config(study).client.lr == pytest.approx(complete[0].params["client.lr"])
+
+
+def test_workers_of_a_budget_study_stop_the_first_trials_as_the_sample(make_space, storage) -> None:
+    # `fedhpo worker` sessions have no trial count of their own: the first rung's sample
+    # follows the study's budget, as in `fedhpo tune`
+    from fedhpo.tune import join_study, run_worker
+
+    space = make_space(
+        LR_MU, tuner="{sampler: random, pruner: successive_halving, seed: 0}", fidelity="{}"
+    )
+    tune(space, storage=storage, study="wb", budget=3.0, create_only=True, log=lambda _: None)
+    run_worker(join_study("wb", storage))
+    study = optuna.load_study(study_name="wb", storage=storage)
+    first = sorted(study.trials, key=lambda t: t.number)[:4]
+    assert [t.state for t in first] == [TrialState.PRUNED] * 4
+    assert all("one of the first rung's sample" in t.user_attrs[rec.STATUS_REASON] for t in first)
