@@ -123,7 +123,9 @@ def tune(
         start_budget(space, dataclasses.replace(opts, limit_steps=limit), handle, before, False)
         return optuna.load_study(study_name=name, storage=open_storage(storage))
     check = _calibrate(space, opts, handle, progress, log, run)
-    reserve = (promote_top + 1) * max(0, seeds - 1) * full_steps if promote_top else 0
+    # promotion re-runs the top configs' other seeds and all of the base config's: under the
+    # default schedule the base config stops at the first rung, so it has no full run yet
+    reserve = (promote_top * max(0, seeds - 1) + seeds) * full_steps if promote_top else 0
     limit = None if budget is None else int(budget * full_steps) - reserve
     opts = dataclasses.replace(
         opts, limit_steps=limit, min_rounds=None if check is None else check["chosen"]

@@ -51,9 +51,12 @@ def _comparable(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _own_run(space: SearchSpace, trial: FrozenTrial) -> Run | None:
-    """The trial's own run, if it was the full-fidelity run at the base seed."""
+    """The trial's own run, if it was the full-fidelity run at the base seed.
+
+    Only a complete trial's: a pruned one ran the same config but stopped early (Optuna
+    gives it its last reported value), so it is no seed's full run."""
     ran = trial.user_attrs.get(rec.CONFIG)
-    if ran is None or trial.value is None:
+    if ran is None or trial.value is None or trial.state != TrialState.COMPLETE:
         return None
     full = full_config(space.base, trial.params, space.base.seed).to_dict()
     if _comparable(ran) != _comparable(full):

@@ -266,6 +266,15 @@ def test_promotion_compares_with_the_base_config_that_the_search_stopped(
     assert better and all(r in better or "the search's budget is spent" in r for r in judged)
     promoted = rec.promotions(study)
     assert 0 in promoted and len(promoted[0]["values"]) == 2  # both seeds re-run
+    # ... both as full runs: the base config's own run, stopped at round 1, is not seed 0's
+    # full run (it was taken for one, and its round-1 score averaged into the promoted mean)
+    from fedhpo.tune import full_config
+    from fedhpo.tune._budget import run_steps
+    from fedhpo.tune._objective import cached_dataset
+
+    base = load_space(space).base
+    runs = [full_config(base, study.trials[0].params, s) for s in (0, 1)]
+    assert promoted[0]["steps"] == sum(run_steps(c, cached_dataset(base.data)) for c in runs)
     board = leaderboard(study).set_index("trial")
     assert board.loc[0, "promoted_mean"] == pytest.approx(promoted[0]["mean"])
     assert board.loc[0, "state"] == "pruned"
