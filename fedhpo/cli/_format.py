@@ -42,3 +42,18 @@ def print_frame(frame: pd.DataFrame, fmt: str = "table", title: str | None = Non
         for row in frame.itertuples(index=False):
             table.add_row(*(_cell(v) for v in row))
         console.print(table)
+
+
+def leader_note(board: pd.DataFrame) -> str | None:
+    """What to know about the leaderboard's first trial when it did not run to the end."""
+    if board.empty or "ahead_at_round" not in board:
+        return None
+    first = board.iloc[0]
+    round_ = first["ahead_at_round"]
+    if round_ is None or (isinstance(round_, float) and math.isnan(round_)):
+        return None
+    return (
+        f"trial {first['trial']} leads though it did not finish: the budget stopped it at round "
+        f"{int(round_)}, where it was ahead of the best complete trial; `fedhpo best` exports "
+        "it and `fedhpo run` gives its full-fidelity score"
+    )

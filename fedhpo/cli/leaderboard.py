@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from fedhpo.cli._common import console
-from fedhpo.cli._format import add_format_arg, print_frame
+from fedhpo.cli._format import add_format_arg, leader_note, print_frame
 from fedhpo.cli._study_args import add_storage_arg, load_study
 from fedhpo.store import leaderboard, other_trials, running_trials
 
@@ -32,6 +32,9 @@ def main(args: argparse.Namespace) -> int:
     else:
         title = "Pareto front" if len(study.directions) > 1 else f"Top {len(board)} trials"
         print_frame(board, "table", title=f"{title} of {args.study}")
+        note = leader_note(board)
+        if note:
+            console.print(note, markup=False, highlight=False)
     running = running_trials(study)
     if not running.empty:
         print_frame(running, "table", title=f"Running now: {len(running)}")

@@ -16,7 +16,7 @@ from fedhpo.cli._common import (
     load_args_space,
     plugin_flags,
 )
-from fedhpo.cli._format import print_frame
+from fedhpo.cli._format import leader_note, print_frame
 from fedhpo.cli._study_args import add_storage_arg, add_worker_args, liveness_from, retry_from
 from fedhpo.report import safe_folder_name
 from fedhpo.space import SearchSpace
@@ -97,12 +97,16 @@ def main(args: argparse.Namespace) -> int:
     board = leaderboard(study, top=5)
     others = other_trials(study)
     counts = others["state"].value_counts().to_dict() if not others.empty else {}
+    complete = len(study.trials) - len(others)
     console.print(
-        f"{len(study.trials)} trials in the study: {len(leaderboard(study))} complete, "
+        f"{len(study.trials)} trials in the study: {complete} complete, "
         f"{counts.get('pruned', 0)} pruned, {counts.get('fail', 0)} failed"
     )
     if not board.empty:
         print_frame(board, "table", title=f"Top of {study_name}")
+        note = leader_note(board)
+        if note:
+            console.print(note, markup=False, highlight=False)
     console.print(_next_steps(args, study_name), markup=False, highlight=False, soft_wrap=True)
     return 0
 

@@ -17,8 +17,12 @@ def best_trial(study: optuna.Study, number: int | None = None) -> optuna.trial.F
     """Trial ``number``, or the leaderboard's first (the promoted-mean winner if promotion ran)."""
     if number is not None:
         trials = [t for t in study.get_trials(deepcopy=False) if t.number == number]
-        if not trials or trials[0].state != TrialState.COMPLETE:
-            raise StudyError(f"trial {number} is not a complete trial of this study", key="--trial")
+        if not trials or (trials[0].state != TrialState.COMPLETE and not _listed(study, number)):
+            raise StudyError(
+                f"trial {number} is not a complete trial of this study (nor listed on its "
+                "leaderboard); `fedhpo leaderboard` lists the ones to export",
+                key="--trial",
+            )
         return trials[0]
     if len(study.directions) > 1:
         raise StudyError(
@@ -31,7 +35,10 @@ def best_trial(study: optuna.Study, number: int | None = None) -> optuna.trial.F
         raise StudyError(
             f"study {study.study_name!r} has no complete trial yet; run `fedhpo tune` first"
         )
-    return best_trial(study, int(board["trial"].iloc[0]))
+    # the first may be pruned: the base config re-run by promotion, or a trial the budget
+    # stopped while ahead (see `leaderboard`)
+    first = int(board["trial"].iloc[0])
+    return next(t for t in study.get_trials(deepcopy=False) if t.number == first)
 
 
 def best_config(study: optuna.Study, number: int | None = None) -> RunConfig:
@@ -51,10 +58,29 @@ def export_best(study: optuna.Study, out: str | Path, number: int | None = None)
     trial = best_trial(study, number)
     header = (
         f"# Best config of study {study.study_name!r}: trial {trial.number}, "
-        f"value(s) {trial.values}, at full fidelity.\n"
+        f"{_evidence(study, trial)}, at full fidelity.\n"
         f"# Reproduce with: fedhpo run {out}\n"
     )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(header + dump_config(config), encoding="utf-8")
     return config
+
+
+def _listed(study: optuna.Study, number: int) -> bool:
+    board = leaderboard(study)
+    return not board.empty and number in set(board["trial"])
+
+
+def _evidence(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> str:
+    """What ranked ``trial`` first, for the exported file's header."""
+    promoted = rec.promotions(study).get(trial.number) or {}
+    if promoted.get("mean") is not None:
+        return f"promoted mean {promoted['mean']:.4g} over {len(promoted['values'])} seeds"
+    stop = trial.user_attrs.get(rec.BUDGET_STOP)
+    if stop and trial.state != TrialState.COMPLETE:
+        return (
+            f"stopped by the budget at round {stop['round']} of {stop['rounds']} while ahead of "
+            "the best complete trial at that round"
+        )
+    return f"value(s) {trial.values}"

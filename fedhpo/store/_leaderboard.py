@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import optuna
 import pandas as pd
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from fedhpo.store import records as rec
 
@@ -31,10 +32,17 @@ def leaderboard(study: optuna.Study, top: int | None = None) -> pd.DataFrame:
     Where promotion ran, promoted trials come first, ranked by the mean of their
     full-fidelity scores (``promoted_mean``, ``promoted_std``, ``promoted_seeds``); a pruned
     trial that promotion re-ran (the base config, stopped by the search) is listed too.
+
+    A trial the budget stopped after the pruner had judged it at every rung (records'
+    ``BUDGET_STOP``) is listed, ahead of the complete trials, when at the round it reached it
+    was better than the best complete trial at that same round: the comparison successive
+    halving makes at a rung, and the only use of the compute the budget cut short. Its value
+    is the one at that round (``ahead_at_round``); `fedhpo run` gives its full-fidelity score.
     """
     objs = rec.objectives(study)
     names = [o["metric"] for o in objs]
     promoted = rec.promotions(study)
+    ahead: dict[int, tuple[int, float]] = {}
     if len(objs) > 1:
         trials = sorted(study.best_trials, key=lambda t: t.number)
     else:
@@ -45,10 +53,17 @@ def leaderboard(study: optuna.Study, top: int | None = None) -> pd.DataFrame:
             for t in study.get_trials(deepcopy=False, states=states)
             if t.state == TrialState.COMPLETE or t.number in promoted
         ]
+        ahead = _ahead_when_stopped(study, trials, names[0], objs[0]["direction"])
+        listed = {t.number for t in trials}
+        trials += [t for t in study.get_trials(deepcopy=False) if t.number in ahead.keys() - listed]
     rows = [_row(t, names) for t in trials]
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
+    if ahead:  # a stopped trial's value is the one at the round it reached
+        pairs = zip(frame["trial"], frame[names[0]], strict=True)
+        frame[names[0]] = [ahead[n][1] if n in ahead else v for n, v in pairs]
+        frame["ahead_at_round"] = frame["trial"].map(lambda n: ahead.get(n, (None,))[0])
     if promoted:
         frame["promoted_mean"] = frame["trial"].map(lambda n: promoted.get(n, {}).get("mean"))
         frame["promoted_std"] = frame["trial"].map(lambda n: promoted.get(n, {}).get("std"))
@@ -57,16 +72,52 @@ def leaderboard(study: optuna.Study, top: int | None = None) -> pd.DataFrame:
         )
     if len(objs) == 1:
         ascending = objs[0]["direction"] == "minimize"
-        keys, orders = [names[0]], [ascending]
+        frame["_behind"] = ~frame["trial"].isin(list(ahead))
+        keys, orders = ["_behind", names[0]], [True, ascending]
         if promoted:
             frame["_unpromoted"] = frame["promoted_mean"].isna()
-            keys = ["_unpromoted", "promoted_mean", names[0]]
-            orders = [True, ascending, ascending]
+            keys = ["_unpromoted", "promoted_mean", *keys]
+            orders = [True, ascending, *orders]
         frame = frame.sort_values(keys, ascending=orders, kind="stable", na_position="last")
-        frame = frame.drop(columns=[c for c in ["_unpromoted"] if c in frame])
+        frame = frame.drop(columns=[c for c in ["_unpromoted", "_behind"] if c in frame])
     frame.insert(0, "rank", range(1, len(frame) + 1))
     frame = frame.reset_index(drop=True)
     return frame.head(top) if top else frame
+
+
+def _ahead_when_stopped(
+    study: optuna.Study, ranked: list[FrozenTrial], metric: str, direction: str
+) -> dict[int, tuple[int, float]]:
+    """Trials the budget stopped once judged that were, at the round they reached, better
+    than the best complete trial of ``ranked`` at that round: number -> (round, value)."""
+    sign = -1.0 if direction == "minimize" else 1.0
+    complete = [
+        t
+        for t in ranked
+        if t.state == TrialState.COMPLETE and t.value is not None and math.isfinite(t.value)
+    ]
+    if not complete:
+        return {}
+    best = max(complete, key=lambda t: sign * float(t.value))  # type: ignore[arg-type]
+    reference = _curve(best, metric)
+    out: dict[int, tuple[int, float]] = {}
+    for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)):
+        stop = t.user_attrs.get(rec.BUDGET_STOP) or {}
+        curve = _curve(t, metric)
+        if not stop.get("judged") or not curve:
+            continue
+        round_, value = max(curve.items())
+        there = reference.get(round_)
+        if there is not None and sign * value > sign * there:
+            out[t.number] = (round_, value)
+    return out
+
+
+def _curve(trial: FrozenTrial, metric: str) -> dict[int, float]:
+    """The trial's finite values of ``metric`` by round."""
+    curves = trial.user_attrs.get(rec.CURVES) or {}
+    pairs = zip(curves.get("round", []), curves.get(metric, []), strict=False)
+    return {int(r): float(v) for r, v in pairs if v is not None and math.isfinite(v)}
 
 
 def worker_name(trial: optuna.trial.FrozenTrial) -> str:

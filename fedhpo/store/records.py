@@ -24,6 +24,7 @@ CLIENT_ACCURACIES = "client_accuracies"
 ORIGIN = "origin"  # "base config" on the trial that runs the base config's own values
 WORKER = "worker"  # {"host": ..., "pid": ...} of the process that runs (ran) the trial
 STEPS = "steps"  # client local SGD steps the trial's run took (its compute)
+BUDGET_STOP = "budget_stop"  # {"round", "rounds", "judged"} of a trial the budget stopped
 CALIBRATION = "calibration"  # True on trials enqueued to calibrate the fidelity (never pruned)
 
 # Study user attributes.

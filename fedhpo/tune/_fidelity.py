@@ -18,7 +18,7 @@ from fedhpo.config import RunConfig
 from fedhpo.errors import SearchSpaceError
 from fedhpo.metrics import TEST_METRICS
 from fedhpo.space import PRUNERS, SearchSpace
-from fedhpo.tune._halving import SAMPLE, CurveHalving
+from fedhpo.tune._halving import SAMPLE, CurveHalving, rungs
 
 #: Rungs grow by this factor (successive halving and Hyperband).
 REDUCTION = 3
@@ -62,6 +62,24 @@ def schedule(space: SearchSpace, min_rounds: int | None = None) -> Schedule:
     first = fid.min_rounds or min_rounds or max(1, round(rounds * DEFAULT_MIN_SHARE))
     pruner = space.tuner.pruner or "none"
     return Schedule(rounds, full, _on_report(first, every, rounds), every, pruner)
+
+
+def judged_after(sched: Schedule) -> int:
+    """The round after which the pruner has judged a trial at every rung, and at least a third
+    of the trials' rounds: a trial stopped by the budget later than that has earned a
+    comparison with the complete trials at the round it reached (see
+    :func:`fedhpo.store.leaderboard`)."""
+    first, rounds, every = sched.min_rounds, sched.rounds, sched.report_every
+    last = 0
+    if sched.pruner == "successive_halving":
+        last = max(rungs(first, rounds, REDUCTION, every), default=0)
+    elif sched.pruner == "hyperband":  # rungs at first * REDUCTION**k below the last round
+        last = first
+        while last * REDUCTION < rounds:
+            last *= REDUCTION
+    elif sched.pruner == "median":  # judges every report after its warm-up
+        last = first
+    return max(last, rounds // 3)
 
 
 def trial_config(space: SearchSpace, params: dict[str, Any], sched: Schedule) -> RunConfig:

@@ -20,7 +20,7 @@ from fedhpo.sim.result import SimulationResult
 from fedhpo.space import SearchSpace, suggest
 from fedhpo.store import records as rec
 from fedhpo.tune._budget import BudgetGuard
-from fedhpo.tune._fidelity import Schedule, schedule, trial_config
+from fedhpo.tune._fidelity import Schedule, judged_after, schedule, trial_config
 
 #: ``simulate(config, callbacks) -> result``: how a trial's run is made. The default runs
 #: the simulator; the quality benchmark replays recorded runs instead.
@@ -79,15 +79,22 @@ class PruningCallback:
         runs: they set the bar at each rung for the trials after them)."""
         self.guard = guard if may_stop else None
         """Stops the trial once the study's step budget is spent (see ``BudgetGuard``)."""
+        self.judged_after = judged_after(sched)
         self.pruned_at: int | None = None
         self.reason: str | None = None
         """The pruner's (or the guard's) account of why it stopped the trial."""
+        self.budget_stop: dict[str, Any] | None = None
+        """Where the guard stopped the trial (recorded as ``records.BUDGET_STOP``); ``judged``:
+        after the pruner's last rung and a third of the rounds, so the leaderboard may compare
+        it with the complete trials at that round."""
 
     def __call__(self, round_: int, metrics: Mapping[str, float]) -> bool:
         reported = self._report(round_, metrics)
         spent = self.guard is not None and self.guard(round_, int(metrics.get("steps", 0)))
         if spent and round_ < self.last:  # a run in its last round completes
             self.pruned_at, self.reason = round_, self.guard.reason  # type: ignore[union-attr]
+            judged = self.enabled and round_ > self.judged_after
+            self.budget_stop = {"round": round_, "rounds": self.last, "judged": judged}
             return True
         if reported and self.trial.should_prune() and self.may_stop:
             self.pruned_at = round_
@@ -209,6 +216,8 @@ class Objective:
         if result.status == "diverged":
             trial.set_user_attr(rec.STATUS_REASON, result.reason)
             raise optuna.TrialPruned(result.reason)
+        if prune.budget_stop is not None:
+            trial.set_user_attr(rec.BUDGET_STOP, prune.budget_stop)
         if prune.pruned_at is not None:
             reason = prune.reason or f"pruned at round {prune.pruned_at} by the pruner"
             trial.set_user_attr(rec.STATUS_REASON, reason)

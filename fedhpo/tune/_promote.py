@@ -105,10 +105,11 @@ def promote(
     if board.empty:
         return {}
     top = [int(n) for n in board["trial"].head(opts.promote)]
+    listed = set(board["trial"])  # complete, or stopped by the budget while ahead
     trials = {
         t.number: t
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-        if t.state == TrialState.COMPLETE or t.user_attrs.get(rec.ORIGIN)
+        if t.number in listed or t.user_attrs.get(rec.ORIGIN)
     }
     # The base config is re-run too, so the winner is compared with where the search started;
     # also when the search stopped it (successive halving's first trials stop at the first rung).

@@ -215,3 +215,28 @@ def test_next_steps_of_a_hostile_study_name_stay_in_their_folders(capsys, tmp_pa
     code, stdout, err = run_cli(capsys, "report", name)
     assert code == 0, err
     assert (tmp_path / "reports" / "etc-x-rm--rf" / "index.html").is_file()
+
+
+def test_leaderboard_and_best_say_when_the_leader_did_not_finish(capsys, tmp_path) -> None:
+    # a trial the budget stopped while ahead of the best complete trial leads: the commands
+    # say so, `fedhpo best` exports it, and the summary counts it with the pruned trials
+    from fedhpo.tune import tune
+    from tests.helpers import climbing_run
+
+    (tmp_path / "base.yaml").write_text(BASE)
+    space = tmp_path / "lrmu.yaml"
+    space.write_text("base: base.yaml\ntuner: {sampler: random, pruner: none}\nparams:\n" + LR_MU)
+    storage = f"sqlite:///{tmp_path / 'lead.db'}"
+    study = tune(
+        str(space), storage=storage, study="lead", budget=2.5,
+        run=climbing_run([0.5, 0.6, 0.9]), log=lambda _: None,
+    )  # fmt: skip
+    code, stdout, err = run_cli(capsys, "leaderboard", "lead", "--storage", storage)
+    assert code == 0, err
+    assert "trial 2 leads though it did not finish: the budget stopped it at round 6" in stdout
+    out = tmp_path / "best.yaml"
+    code, _, err = run_cli(capsys, "best", "lead", "--storage", storage, "--out", str(out))
+    assert code == 0, err
+    text = out.read_text()
+    assert "trial 2, stopped by the budget at round 6 of 12 while ahead" in text
+    assert f"lr: {study.trials[2].params['client.lr']}" in text
