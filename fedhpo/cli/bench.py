@@ -60,6 +60,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--cache", default="runs/bench/quality", metavar="DIR", help="quality: ground truth"
     )
+    p.add_argument(
+        "--budget",
+        type=float,
+        metavar="B",
+        help="quality: compute per strategy in full-run equivalents (default: each problem's, "
+        "10); the cached ground truth is reused",
+    )
     p.add_argument("--out", metavar="DIR", help="quality: also write an HTML report there")
     p.add_argument("--rounds", type=int, metavar="N", help="rounds (default: 30 / the config's)")
     p.add_argument("--repeat", type=int, default=1, metavar="R", help="runs per trainer (w)")
@@ -186,6 +193,11 @@ def _quality(args: argparse.Namespace, log: Any) -> int:
                 PROBLEMS[name].with_truth_seeds(args.truth_seeds)
             except ValueError as exc:
                 raise FedhpoError(str(exc), key="--truth-seeds") from None
+    if args.budget is not None:
+        try:
+            PROBLEMS[next(iter(args.problems or PROBLEMS))].with_budget(args.budget)
+        except ValueError as exc:
+            raise FedhpoError(f"{exc}, such as 10 or 20", key="--budget") from None
     report = run_quality(
         args.problems or list(PROBLEMS),
         range(args.tuner_seeds),
@@ -194,6 +206,7 @@ def _quality(args: argparse.Namespace, log: Any) -> int:
         args.jobs,
         log or (lambda _: None),
         args.truth_seeds,
+        args.budget,
     )
     data = report.to_json()
     if args.out:

@@ -272,6 +272,9 @@ def test_truth_seeds_can_be_changed_but_never_to_a_search_seed(tiny) -> None:
         (["--truth-seeds", "7"], "`--truth-seeds`: ground truth needs at least 2 seeds"),
         (["--problems", "nope"], "`--problems`: unknown problem 'nope'; choose from lr_mu"),
         (["--strategies", "grid"], "`--strategies`: unknown strategy 'grid'; choose from"),
+        (["--budget", "0"], "`--budget`: the budget must be a number of full runs > 0, got 0.0"),
+        (["--budget", "-5"], "`--budget`: the budget must be a number of full runs > 0"),
+        (["--budget", "inf"], "`--budget`: the budget must be finite, got inf"),
     ],
 )
 def test_bad_quality_arguments_exit_2_before_any_run(argv, message, tmp_path, capsys) -> None:
@@ -294,3 +297,23 @@ def test_run_quality_scores_on_the_truth_seeds_it_is_given(tiny, table, monkeypa
     grown = load_or_compute(problem.with_truth_seeds([2, 3]), root / "cache", log=lambda _: None)
     _, best = grid_best(grown, problem.with_truth_seeds([2, 3]))
     assert scored.best == best
+
+
+def test_run_quality_spends_the_budget_it_is_given(tiny, table, monkeypatch) -> None:
+    problem, root = tiny
+    monkeypatch.setitem(PROBLEMS, "tiny", problem)
+    computed = _spy(monkeypatch)
+    space = load_space(problem.space_file)
+    full = sum(table.run(Replay(table, space).point_of(space.base), 0)["steps"])
+    longest = max(sum(table.run(p, 0)["steps"]) for p in table.points) / full
+    for budget in (2.0, 6.0):
+        report = run_quality(
+            ["tiny"], [0, 1], ["random_full"], root / "cache", 1, lambda _: None, budget=budget
+        )
+        (scored,) = report.problems
+        assert scored.budget == budget != problem.budget
+        for outcome in scored.outcomes:
+            assert budget <= outcome.full_runs < budget + longest
+    assert computed == []  # the ground truth does not depend on the budget
+    with pytest.raises(ValueError, match="must be finite"):
+        problem.with_budget(math.inf)

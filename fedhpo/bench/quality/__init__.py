@@ -133,14 +133,18 @@ def run_quality(
     jobs: int = 2,
     log: Log = print,
     truth_seeds: Sequence[int] | None = None,
+    budget: float | None = None,
 ) -> QualityReport:
     """Ground truth (cached) and every strategy, for each problem (scored on ``truth_seeds``
-    instead of the problem's own when given)."""
+    instead of the problem's own when given; at ``budget`` full runs instead of the
+    problem's B when given: the ground truth does not depend on it)."""
     reports = []
     for name in problems:
         problem = PROBLEMS[name]
         if truth_seeds is not None:
             problem = problem.with_truth_seeds(truth_seeds)
+        if budget is not None:
+            problem = problem.with_budget(budget)
         table = load_or_compute(problem, Path(cache_dir), jobs, log)
         reports.append(run_problem(problem, table, list(seeds), list(strategies), log))
     return QualityReport(reports)

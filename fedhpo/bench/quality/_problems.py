@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,14 @@ class Problem:
                 f"{list(self.search_seeds)}); pick truth seeds no strategy runs"
             )
         return dataclasses.replace(self, truth_seeds=chosen)
+
+    def with_budget(self, budget: float) -> Problem:
+        """The same problem at another budget B (ValueError unless B is a number > 0)."""
+        if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0:
+            raise ValueError(f"the budget must be a number of full runs > 0, got {budget!r}")
+        if not math.isfinite(budget):
+            raise ValueError(f"the budget must be finite, got {budget!r}")
+        return dataclasses.replace(self, budget=float(budget))
 
     def points(self) -> list[dict[str, Any]]:
         """The grid's points in a fixed order, each with only its active parameters."""
