@@ -9,7 +9,7 @@ import pandas as pd
 from fedhpo.cli._common import add_plugin_arg, console, load_args_plugins
 from fedhpo.cli._format import add_format_arg, print_frame
 from fedhpo.space import describe, load_space
-from fedhpo.tune import check_runnable
+from fedhpo.tune import cached_dataset, check_runnable, run_costs
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -42,5 +42,13 @@ def main(args: argparse.Namespace) -> int:
         f"objective: {objectives}; sampler {t.sampler}, pruner {t.pruner}, "
         f"{', '.join(s for s in spend if s)}; promote top {t.promote} with {t.seeds} seeds"
     )
+    costs = run_costs(space, cached_dataset(space.base.data))
+    if costs is not None:
+        what = costs.describe() if costs.varies else "1 for every config drawn"
+        console.print(
+            f"cost of a full run, in runs of the base config (the unit of a budget): {what}",
+            markup=False,
+            highlight=False,
+        )
     print_frame(frame, "table", title=f"{len(frame)} parameters")
     return 0

@@ -21,7 +21,7 @@ from fedhpo.cli._study_args import add_storage_arg, add_worker_args, liveness_fr
 from fedhpo.report import safe_folder_name
 from fedhpo.space import SearchSpace
 from fedhpo.store import DEFAULT_STORAGE, leaderboard, mask_url, other_trials, records
-from fedhpo.tune import tune
+from fedhpo.tune import cached_dataset, check_runnable, run_costs, tune
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -72,6 +72,16 @@ def main(args: argparse.Namespace) -> int:
         f"{', '.join(p for p in plan if p)}, "
         f"{args.jobs} job(s), sampler {space.tuner.sampler}, pruner {space.tuner.pruner}"
     )
+    if budget:
+        check_runnable(space)  # a clear error before the data is built
+        costs = run_costs(space, cached_dataset(space.base.data))
+        if costs is not None and costs.varies:
+            console.print(
+                "a full run of this space's configs costs "
+                + costs.describe(" runs of the base config, the budget's unit"),
+                markup=False,
+                highlight=False,
+            )
     with _TrialBar(trials or 0) as bar:
         study = tune(
             space,

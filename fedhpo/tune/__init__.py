@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 from fedhpo.space import SearchSpace, load_space
 from fedhpo.store import DEFAULT_STORAGE, Liveness, RetryPolicy, open_storage
 from fedhpo.store import records as rec
-from fedhpo.tune._budget import run_steps, spent_steps
+from fedhpo.tune._budget import RunCosts, run_costs, run_steps, spent_steps
 from fedhpo.tune._calibrate import FidelityCheck, check_fidelity
 from fedhpo.tune._checks import check_runnable
 from fedhpo.tune._factories import make_sampler
@@ -45,15 +45,18 @@ __all__ = [
     "Joined",
     "Objective",
     "PruningCallback",
+    "RunCosts",
     "Schedule",
     "Simulate",
     "TuneOptions",
+    "cached_dataset",
     "check_runnable",
     "full_config",
     "join_study",
     "make_pruner",
     "make_sampler",
     "promote",
+    "run_costs",
     "run_steps",
     "run_trials",
     "run_worker",

@@ -12,16 +12,22 @@ many, not 6 plus whatever the jobs were running at the time.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection
+from dataclasses import dataclass
 
 import numpy as np
 import optuna
 
 from fedhpo.config import RunConfig
+from fedhpo.errors import FedhpoError
 from fedhpo.sim.data import FederatedDataset
 from fedhpo.sim.sampling import sample_cohort
+from fedhpo.space import SearchSpace
 from fedhpo.store import records as rec
 from fedhpo.store._budget import load_budget
+from fedhpo.tune._calibrate import design
+from fedhpo.tune._fidelity import full_config
 
 
 def run_steps(config: RunConfig, dataset: FederatedDataset) -> int:
@@ -35,10 +41,57 @@ def run_steps(config: RunConfig, dataset: FederatedDataset) -> int:
     else:
         per_client = hp.local_epochs * -(-n // hp.batch_size)
     size = fed.cohort_size(dataset.num_clients)
-    return int(
-        sum(per_client[sample_cohort(config.seed, r, dataset.num_clients, size)].sum()
-            for r in range(1, fed.rounds + 1))
-    )  # fmt: skip
+    return int((per_client * _rounds_in(config.seed, fed.rounds, dataset.num_clients, size)).sum())
+
+
+@functools.lru_cache(maxsize=64)
+def _rounds_in(seed: int, rounds: int, num_clients: int, cohort_size: int) -> np.ndarray:
+    """How many of the run's rounds each client trains in (the cohorts depend on these only)."""
+    counts = np.zeros(num_clients, dtype=np.int64)
+    for r in range(1, rounds + 1):
+        counts[sample_cohort(seed, r, num_clients, cohort_size)] += 1
+    counts.setflags(write=False)
+    return counts
+
+
+@dataclass(frozen=True)
+class RunCosts:
+    """What a full run of the space's configs costs, in full runs of the base config (the
+    unit of a budget), over ``draws`` configs spread across the space."""
+
+    low: float
+    mean: float
+    high: float
+    draws: int
+
+    @property
+    def varies(self) -> bool:
+        """True unless every config drawn costs what the base config costs."""
+        return max(abs(self.low - 1.0), abs(self.high - 1.0)) > 0.005
+
+    def describe(self, unit: str = "") -> str:
+        """The range (then ``unit``) and the mean: "0.36-4; 1.61 on average over 256 configs
+        drawn across the space"."""
+        return (
+            f"{self.low:.2g}-{self.high:.2g}{unit}; {self.mean:.2f} on average over "
+            f"{self.draws} configs drawn across the space"
+        )
+
+
+def run_costs(space: SearchSpace, dataset: FederatedDataset, draws: int = 256) -> RunCosts | None:
+    """The cost of a full run of ``draws`` Latin-hypercube configs of the space, relative to
+    the base config's (local epochs, batch size, cohort and rounds change it; learning rates
+    do not). None if no config drawn can be built (the search reports why)."""
+    full = run_steps(space.base, dataset)
+    costs = []
+    for point in design(space, draws, space.tuner.seed):
+        try:
+            costs.append(run_steps(full_config(space.base, point), dataset) / full)
+        except (FedhpoError, ValueError):
+            continue
+    if not costs or full <= 0:
+        return None
+    return RunCosts(min(costs), sum(costs) / len(costs), max(costs), len(costs))
 
 
 def spent_steps(study: optuna.Study, before: Collection[int] = ()) -> int:

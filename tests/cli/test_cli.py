@@ -114,6 +114,13 @@ def test_plugin_registers_a_dataset(capsys, tmp_path, monkeypatch) -> None:
 def test_space_check_lists_params_and_rejects_mistakes(capsys, tmp_path) -> None:
     code, stdout, _ = run_cli(capsys, "space", "check", str(REPO / "searchspaces" / "lr_mu.yaml"))
     assert code == 0 and "client.lr" in stdout and "client.mu" in stdout
+    unit = "cost of a full run, in runs of the base config (the unit of a budget): "
+    assert unit + "1 for every config drawn" in stdout
+    # local epochs 1-4 and batch sizes 16-64 around a base config of 1 epoch at batch 16
+    code, stdout, _ = run_cli(
+        capsys, "space", "check", str(REPO / "searchspaces" / "w_client.yaml")
+    )
+    assert code == 0 and unit + "0.36-4; 1.61 on average over 256 configs drawn" in stdout
     bad = tmp_path / "bad.yaml"
     bad.write_text("params:\n  client.lr: {type: float, low: 0.5, high: 0.1}\n")
     code, _, err = run_cli(capsys, "space", "check", str(bad))
@@ -240,3 +247,27 @@ def test_leaderboard_and_best_say_when_the_leader_did_not_finish(capsys, tmp_pat
     text = out.read_text()
     assert "trial 2, stopped by the budget at round 6 of 12 while ahead" in text
     assert f"lr: {study.trials[2].params['client.lr']}" in text
+
+
+def test_tune_says_what_a_full_run_of_the_space_costs(capsys, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "base.yaml").write_text(BASE)
+    space = tmp_path / "epochs.yaml"
+    space.write_text(
+        "base: base.yaml\nfidelity: {rounds: 2}\ntuner: {sampler: random, pruner: none}\n"
+        "params:\n  client.local_epochs: {type: int, low: 1, high: 2}\n" + LR_MU
+    )
+    code, stdout, _ = run_cli(capsys, "tune", "--space", str(space), "--budget", "0.3")
+    assert code == 0
+    assert (
+        "a full run of this space's configs costs 1-2 runs of the base config, the budget's "
+        "unit; " in stdout
+    )
+    # a space whose configs all cost one base-config run says nothing of it
+    space.write_text(
+        space.read_text().replace("  client.local_epochs: {type: int, low: 1, high: 2}\n", "")
+    )
+    code, stdout, _ = run_cli(
+        capsys, "tune", "--space", str(space), "--budget", "0.3", "--study", "b"
+    )
+    assert code == 0 and "the budget's unit" not in stdout
