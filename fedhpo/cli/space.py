@@ -8,7 +8,8 @@ import pandas as pd
 
 from fedhpo.cli._common import add_plugin_arg, console, load_args_plugins
 from fedhpo.cli._format import add_format_arg, print_frame
-from fedhpo.space import describe, load_space
+from fedhpo.errors import FedhpoError
+from fedhpo.space import SearchSpace, describe, load_space
 from fedhpo.tune import cached_dataset, check_runnable, run_costs
 
 
@@ -42,13 +43,19 @@ def main(args: argparse.Namespace) -> int:
         f"objective: {objectives}; sampler {t.sampler}, pruner {t.pruner}, "
         f"{', '.join(s for s in spend if s)}; promote top {t.promote} with {t.seeds} seeds"
     )
-    costs = run_costs(space, cached_dataset(space.base.data))
-    if costs is not None:
-        what = costs.describe() if costs.varies else "1 for every config drawn"
-        console.print(
-            f"cost of a full run, in runs of the base config (the unit of a budget): {what}",
-            markup=False,
-            highlight=False,
-        )
+    console.print(f"cost of a full run, {_costs(space)}", markup=False, highlight=False)
     print_frame(frame, "table", title=f"{len(frame)} parameters")
     return 0
+
+
+def _costs(space: SearchSpace) -> str:
+    """What a full run of the space's configs costs; the file is valid without its data, so
+    data that cannot be built here is said, not raised."""
+    try:
+        costs = run_costs(space, cached_dataset(space.base.data))
+    except FedhpoError as exc:
+        return f"not computed: the base config's data cannot be built here ({exc})"
+    if costs is None:
+        return "not computed: no config drawn from the space could be built"
+    what = costs.describe() if costs.varies else "1 for every config drawn"
+    return f"in runs of the base config (the unit of a budget): {what}"

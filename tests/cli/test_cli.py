@@ -121,6 +121,13 @@ def test_space_check_lists_params_and_rejects_mistakes(capsys, tmp_path) -> None
         capsys, "space", "check", str(REPO / "searchspaces" / "w_client.yaml")
     )
     assert code == 0 and unit + "0.36-4; 1.61 on average over 256 configs drawn" in stdout
+    # a valid file whose data is not on this machine is still valid; its cost is not known
+    fmnist = (REPO / "configs" / "fmnist_cnn.yaml").read_text()
+    (tmp_path / "away.yaml").write_text(fmnist.replace("../shared/data/fashion_mnist", "nowhere"))
+    (tmp_path / "space.yaml").write_text("base: away.yaml\nparams:\n" + LR_MU)
+    code, stdout, _ = run_cli(capsys, "space", "check", str(tmp_path / "space.yaml"))
+    assert code == 0 and "valid" in stdout
+    assert "cost of a full run, not computed: the base config's data cannot be built" in stdout
     bad = tmp_path / "bad.yaml"
     bad.write_text("params:\n  client.lr: {type: float, low: 0.5, high: 0.1}\n")
     code, _, err = run_cli(capsys, "space", "check", str(bad))
