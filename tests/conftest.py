@@ -6,13 +6,13 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
 from hypothesis import settings
 
+from fedhpo.sim.threads import set_threads
 from tests.helpers import BASE
 
 # Small models on CPU: one thread is several times faster than many (DEVELOPERS.md).
-torch.set_num_threads(1)
+set_threads(1)
 
 # Property tests draw the same examples on every run (no example database): CI is
 # deterministic. HYPOTHESIS_PROFILE=explore draws fresh random examples instead.

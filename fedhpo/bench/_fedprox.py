@@ -16,6 +16,7 @@ from fedhpo.sim.data import FederatedDataset
 from fedhpo.sim.datasets import build_dataset
 from fedhpo.sim.engine import run_simulation
 from fedhpo.sim.models import build_model
+from fedhpo.sim.threads import set_threads
 
 VARIANTS = ("synthetic(1,1)", "iid")
 MUS = (0.0, 1.0)
@@ -65,7 +66,7 @@ def global_train_loss(config: RunConfig, dataset: FederatedDataset, params: dict
 def run_arm(job: tuple[RunConfig, str, int, float, int]) -> FedProxArm:
     """Run one arm (in a worker process or here) with the default (fast) trainer."""
     base, variant, data_seed, mu, rounds = job
-    torch.set_num_threads(1)
+    set_threads(1)
     start = time.perf_counter()
     config = arm_config(base, variant, data_seed, mu, rounds)
     dataset = build_dataset(config.data)

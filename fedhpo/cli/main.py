@@ -10,12 +10,12 @@ from collections.abc import Sequence
 from typing import TextIO
 
 import optuna
-import torch
 
 from fedhpo import __version__
 from fedhpo.cli import bench, best, leaderboard, report, space, studies, tune, worker
 from fedhpo.cli import run as run_cmd
 from fedhpo.errors import FedhpoError
+from fedhpo.sim.threads import set_threads
 
 COMMANDS = [run_cmd, tune, worker, studies, leaderboard, best, space, report, bench]
 
@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     # Small models on CPU: one thread per process is several times faster than many.
-    torch.set_num_threads(int(os.environ.get("FEDHPO_THREADS", "1")))
+    set_threads(int(os.environ.get("FEDHPO_THREADS", "1")))
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # fedhpo prints its own progress
     warnings.showwarning = _show_warning
     try:

@@ -15,13 +15,13 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import optuna
-import torch
 from optuna.trial import FrozenTrial, TrialState
 
 from fedhpo.config import RunConfig
 from fedhpo.errors import StudyError
 from fedhpo.plugins import load_plugins
 from fedhpo.sim.batch import batch_key, run_batch
+from fedhpo.sim.threads import set_threads
 from fedhpo.space import SearchSpace
 from fedhpo.store import leaderboard, open_storage
 from fedhpo.store import records as rec
@@ -36,7 +36,7 @@ Run = tuple[float, float, int]
 
 def _full_run(space: SearchSpace, params: dict[str, Any], seed: int, run: Simulate) -> Run:
     """One full-fidelity run; the value is nan if it did not complete."""
-    torch.set_num_threads(1)
+    set_threads(1)
     result = run(full_config(space.base, params, seed), ())
     value = result.metric(space.objectives[0].metric)
     done = result.status == "completed"
@@ -179,7 +179,7 @@ def _affordable(
 
 def _batched(metric: str, configs: list[RunConfig]) -> list[Run]:
     """Full runs of ``configs`` in as few vectorized passes as they allow (a worker)."""
-    torch.set_num_threads(1)
+    set_threads(1)
     results = run_batch(configs, cached_dataset(configs[0].data))
     return [
         (r.metric(metric) if r.status == "completed" else math.nan, r.test_accuracy, r.steps)

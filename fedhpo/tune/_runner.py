@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import torch
 from optuna.trial import FrozenTrial, TrialState
 
 from fedhpo import __version__
 from fedhpo.errors import StudyError
 from fedhpo.plugins import load_plugins
 from fedhpo.sim.sampling import derive_seed
+from fedhpo.sim.threads import set_threads
 from fedhpo.space import SearchSpace, grid_search_space
 from fedhpo.store import Liveness, RetryPolicy, open_storage
 from fedhpo.store import records as rec
@@ -224,7 +224,7 @@ def work(
     run: Simulate = simulate,
 ) -> WorkerReport:
     """Run trials of the study in this process until its budget is used (see ``Worker``)."""
-    torch.set_num_threads(1)
+    set_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = _load_for_worker(space, opts, worker)
     lock = StudyLock(opts.storage, opts.study, opts.retry)

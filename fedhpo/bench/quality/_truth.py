@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from fedhpo import __version__
 from fedhpo.bench.quality._problems import Problem, point_key
 from fedhpo.config import RunConfig
 from fedhpo.sim.batch import batch_key, run_batch
 from fedhpo.sim.datasets import build_dataset
 from fedhpo.sim.result import SimulationResult
+from fedhpo.sim.threads import set_threads
 from fedhpo.tune import full_config
 
 Log = Callable[[str], None]
@@ -107,7 +106,7 @@ def _wanted(problem: Problem, points: list[dict[str, Any]]) -> list[GridRun]:
 def _run_chunk(configs: list[RunConfig]) -> tuple[list[dict[str, Any]], float]:
     """Worker: one batched pass (the configs share a seed and a batch schedule) and the
     seconds it took."""
-    torch.set_num_threads(1)
+    set_threads(1)
     start = time.perf_counter()
     dataset = build_dataset(configs[0].data)
     records = [_record(r) for r in run_batch(configs, dataset)]
