@@ -11,6 +11,7 @@ from typing import Protocol
 import torch
 from torch import Tensor, nn
 
+from fedhpo.sim._fast_numpy import Layers
 from fedhpo.sim.client import Params
 
 StepFn = Callable[..., list[Tensor]]
@@ -60,6 +61,8 @@ class _LinearStack:
         self.index = [(names.index(w), None if b is None else names.index(b)) for w, b in layers]
         self.count = len(names)
         self.classes = classes
+        self.layers = Layers(tuple(b is not None for _, b in layers), classes)
+        """What :class:`~fedhpo.sim._fast_numpy.NarrowSteps` needs to take the narrow steps."""
 
     def to_internal(self, tensors: list[Tensor]) -> list[Tensor]:
         out = []

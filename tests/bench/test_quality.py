@@ -116,6 +116,20 @@ def test_a_changed_problem_runs_only_what_the_cache_lacks(tiny, table, monkeypat
     assert len(computed) == len(problem.points()) * len(problem.seeds)
 
 
+def test_a_change_of_the_simulators_rounding_reruns_the_grid(
+    tiny, table, tmp_path, monkeypatch
+) -> None:
+    problem, root = tiny
+    cached = cache_path(problem, root / "cache").read_text()
+    cache_path(problem, tmp_path).write_text(cached)
+    computed = _spy(monkeypatch)
+    load_or_compute(problem, tmp_path, jobs=1, log=lambda _: None)
+    assert computed == []
+    monkeypatch.setattr(_truth, "NUMERICS", _truth.NUMERICS + 1)
+    load_or_compute(problem, tmp_path, jobs=1, log=lambda _: None)
+    assert len(computed) == len(problem.points()) * len(problem.seeds)
+
+
 def test_a_line_cut_short_by_a_crash_is_skipped(tiny, table, tmp_path) -> None:
     problem, root = tiny
     lines = cache_path(problem, root / "cache").read_text().splitlines()

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 import torch
 
+from fedhpo.sim import fast
+from fedhpo.sim._fast_numpy import NarrowSteps
 from fedhpo.sim.engine import run_simulation
 from fedhpo.sim.result import SimulationResult
 from tests.sim.fixtures.make_barrier_golden import (
@@ -56,7 +58,12 @@ def _close(result: SimulationResult, want: dict[str, Any]) -> bool:
 
 @pytest.mark.parametrize("trainer", sorted(TRAINERS))
 @pytest.mark.parametrize("name", sorted(CONFIGS))
-def test_barrier_case_reproduces_the_recorded_run(name: str, trainer: str) -> None:
+def test_barrier_case_reproduces_the_recorded_run(
+    name: str, trainer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the recordings predate the fast trainer's narrow steps in numpy (fast.NUMERICS 2):
+    # bit for bit is checked on its torch route, the numpy route to float rounding below
+    monkeypatch.setattr(fast, "NARROW_ROWS", 0)
     result = run_simulation(config_of(name), trainer=TRAINERS[trainer])
     assert result.status == "completed"
     key = f"{name}/{trainer}"
@@ -73,6 +80,24 @@ def test_barrier_case_reproduces_the_recorded_run(name: str, trainer: str) -> No
         "record one from the old engine (tests/sim/fixtures/make_barrier_golden.py)",
         stacklevel=1,
     )
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_the_fast_trainers_numpy_steps_match_the_recording_to_float_rounding(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    firsts: list[int] = []  # per group, the first step taken in numpy
+
+    def counted(self: NarrowSteps, first_step: int, check_every: int) -> int:
+        firsts.append(first_step)
+        return run(self, first_step, check_every)
+
+    run = NarrowSteps.run
+    monkeypatch.setattr(NarrowSteps, "run", counted)
+    result = run_simulation(config_of(name), trainer=TRAINERS["fast"])
+    want = RECORDINGS.get(cpu_kind(), RECORDINGS[None])[f"{name}/fast"]
+    assert result.status == "completed" and _close(result, want)
+    assert firsts and set(firsts) == {0}  # small cohorts: every step in numpy
 
 
 def test_the_recordings_of_two_cpu_kinds_differ_only_by_rounding() -> None:

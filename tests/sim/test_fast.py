@@ -104,18 +104,21 @@ OPTIONS = {
 
 @pytest.mark.parametrize("option", sorted(OPTIONS))
 @pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.usefixtures("linear_route")
 def test_linear_stacks_match_the_reference(name: str, option: str) -> None:
     model = build_model(MODELS[name], (6,), 4, seed=1)
     assert fast.fast_path(model) == "linear"
     compare(model, OPTIONS[option])
 
 
+@pytest.mark.usefixtures("linear_route")
 def test_image_input_is_flattened_and_cohort_order_is_kept() -> None:
     data = make_dataset([5, 12, 1, 8], shape=(2, 3, 3))
     model = build_model(ModelConfig("mlp", {"hidden": [7]}), (2, 3, 3), 4, seed=0)
     compare(model, OPTIONS["all"], data, np.array([3, 0, 2]))
 
 
+@pytest.mark.usefixtures("linear_route")
 def test_bias_free_layers_and_nested_sequentials() -> None:
     torch.manual_seed(0)
     model = nn.Sequential(
@@ -137,6 +140,7 @@ def test_params_in_another_order_give_deltas_in_that_order() -> None:
     assert_same_results(train_reference(model, DATA, work), got)
 
 
+@pytest.mark.usefixtures("linear_route")
 def test_groups_and_gather_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tiny budgets: clients split into several groups, rows gathered a few steps at a time."""
     monkeypatch.setattr(fast, "_PARAM_BUDGET", 200)
@@ -202,6 +206,7 @@ def test_buffers_and_random_ops_fall_back() -> None:
     assert fast.fast_path(dropout) == "reference"
 
 
+@pytest.mark.usefixtures("linear_route")
 def test_divergence_is_reported() -> None:
     model = build_model(MODELS["mlp1"], (6,), 4, seed=0)
     hp = ClientConfig(lr=1e6, batch_size=2, momentum=0.9, local_epochs=20)
@@ -218,6 +223,7 @@ SMALL = {
 }
 
 
+@pytest.mark.usefixtures("linear_route")
 def test_run_simulation_same_params_with_both_trainers() -> None:
     config = config_from_dict(SMALL)
     assert default_trainer is fast.FAST

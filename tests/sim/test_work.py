@@ -54,6 +54,7 @@ def work(model, overrides=None, budgets=None, hp=BASE, streams=3) -> Work:
 
 
 def both(model, w: Work):
+    """The fast trainer's result equals the reference's (to float rounding)."""
     ref = train_work(REFERENCE, model, DATA, w)
     got = train_work(FAST, model, DATA, w)
     assert_same_results(ref, got)
@@ -66,6 +67,7 @@ def test_every_client_option_has_variants() -> None:
     assert REFERENCE.per_client == set(CLIENT_FIELDS)
 
 
+@pytest.mark.usefixtures("linear_route")
 @pytest.mark.parametrize("field", sorted(VARIANTS))
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_per_client_option_matches_the_reference(name: str, field: str) -> None:
@@ -76,12 +78,14 @@ def test_per_client_option_matches_the_reference(name: str, field: str) -> None:
     assert any(not torch.equal(varied.deltas[k], uniform.deltas[k]) for k in varied.deltas)
 
 
+@pytest.mark.usefixtures("linear_route")
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_all_options_varying_at_once(name: str) -> None:
     model = MODELS[name]
     both(model, work(model, {f: cycled(v[::-1]) for f, v in VARIANTS.items()}))
 
 
+@pytest.mark.usefixtures("linear_route")
 def test_per_client_step_budgets() -> None:
     model = MODELS["mlp"]
     hp = ClientConfig(lr=0.1, batch_size=4, momentum=0.5, local_epochs=2)
@@ -96,6 +100,7 @@ def test_per_client_step_budgets() -> None:
         assert torch.equal(cut.deltas[k][same], full.deltas[k][same])
 
 
+@pytest.mark.usefixtures("linear_route")
 def test_budgets_with_per_client_options() -> None:
     model = MODELS["mlp"]
     overrides = {"local_steps": cycled((None, 5)), "lr": cycled((0.05, 0.1, 0.2))}
@@ -126,6 +131,7 @@ def test_work_is_validated() -> None:
         work(model, budgets=np.full(len(COHORT), -1))
 
 
+@pytest.mark.usefixtures("linear_route")
 def test_stacked_starts_each_client_its_own_run() -> None:
     model = MODELS["mlp"]
     k = len(COHORT)

@@ -18,6 +18,7 @@ from fedhpo.bench.quality._problems import Problem, point_key
 from fedhpo.config import RunConfig
 from fedhpo.sim.batch import batch_key, run_batch
 from fedhpo.sim.datasets import build_dataset
+from fedhpo.sim.fast import NUMERICS
 from fedhpo.sim.result import SimulationResult
 from fedhpo.sim.threads import set_threads
 from fedhpo.tune import full_config
@@ -75,11 +76,11 @@ def _finite(value: Any) -> Any:
 
 
 def run_key(config: RunConfig) -> str:
-    """What a cached run is found by: its whole config (point and seed included) and the
-    fedhpo version, so any problem whose grid holds that run reuses it."""
-    text = json.dumps(
-        {"version": __version__, "config": config.to_dict()}, sort_keys=True, default=str
-    )
+    """What a cached run is found by: its whole config (point and seed included), the
+    fedhpo version and the fast trainer's rounding (:data:`~fedhpo.sim.fast.NUMERICS`), so
+    any problem whose grid holds that run reuses it."""
+    key = {"version": __version__, "numerics": NUMERICS, "config": config.to_dict()}
+    text = json.dumps(key, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
