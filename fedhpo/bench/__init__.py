@@ -9,6 +9,7 @@ from fedhpo.bench._workload import (
     WorkloadReport,
     peak_rss_bytes,
     run_workload_w,
+    time_config,
     workload_w_config,
 )
 
@@ -26,6 +27,7 @@ __all__ = [
     "run_fedprox_check",
     "run_tune_bench",
     "run_workload_w",
+    "time_config",
     "summarize",
     "workload_w_config",
 ]

@@ -1,4 +1,5 @@
-"""Benchmark workload W (GUIDE.md): fast vs reference cohort trainer, timed in one process."""
+"""Timed runs, fast vs reference cohort trainer in one process: workload W (GUIDE.md), or
+any run config (``fedhpo bench --workload run --config PATH``)."""
 
 from __future__ import annotations
 
@@ -73,8 +74,10 @@ class TrainerFigures:
 
 @dataclass(frozen=True)
 class WorkloadReport:
-    """Workload W figures for each trainer, measured in one process."""
+    """A timed workload's figures for each trainer, measured in one process."""
 
+    name: str
+    """What was timed: "workload W", or the run config's path."""
     clients: int
     cohort: int
     rounds: int
@@ -116,10 +119,23 @@ def run_workload_w(
     trainers: tuple[str, ...] = ("fast", "reference"),
     log: Log | None = None,
 ) -> WorkloadReport:
-    """Build workload W once, then run it ``repeats`` times with each trainer (interleaved,
-    so machine noise hits both alike) and collect the figures."""
-    say = log or (lambda _msg: None)
+    """Workload W timed by :func:`time_config`."""
     config = workload_w_config(rounds, clients)
+    return time_config(config, repeats, trainers, log, label="workload W")
+
+
+def time_config(
+    config: RunConfig,
+    repeats: int = 1,
+    trainers: tuple[str, ...] = ("fast", "reference"),
+    log: Log | None = None,
+    label: str = "run",
+) -> WorkloadReport:
+    """Build the config's data once, then run it ``repeats`` times with each trainer
+    (interleaved, so machine noise hits both alike) and collect the figures; ``label`` names
+    the report."""
+    say = log or (lambda _msg: None)
+    rounds = config.federation.rounds
     rss_before = peak_rss_bytes()
     start = time.perf_counter()
     dataset = build_dataset(config.data)
@@ -162,6 +178,7 @@ def run_workload_w(
         for name in trainers
     )
     return WorkloadReport(
+        name=label,
         clients=dataset.num_clients,
         cohort=config.federation.cohort_size(dataset.num_clients),
         rounds=rounds,

@@ -18,6 +18,7 @@ from fedhpo.bench import (
     run_tune_bench,
     run_workload_w,
     summarize,
+    time_config,
 )
 from fedhpo.bench._tune import DEMO_SPACE
 from fedhpo.config import load_config
@@ -33,7 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="time the simulator on workload W, or run the FedProx paper check",
         description=(
             "w: workload W of GUIDE.md with the fast and the reference cohort trainer in one "
-            "process. async: W with lognormal(sigma 1) client speeds and 10%% dropout, "
+            "process. run: the same timing for any run config (--config; default the demo's "
+            "base config). async: W with lognormal(sigma 1) client speeds and 10%% dropout, "
             "synchronous rounds vs FedBuff (simulated time to the baseline's accuracy). "
             "fedprox: mu=0 vs mu=1 on Synthetic(1,1) and IID (FedProx paper check). "
             "quality: regret of each search strategy's recommended config against a cached "
@@ -41,7 +43,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument(
-        "--workload", choices=("w", "async", "fedprox", "quality"), default="w", help="default: w"
+        "--workload",
+        choices=("w", "run", "async", "fedprox", "quality"),
+        default="w",
+        help="default: w",
     )
     p.add_argument("--problems", nargs="+", metavar="P", help="quality: problems (default: all)")
     p.add_argument(
@@ -69,12 +74,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", metavar="DIR", help="quality: also write an HTML report there")
     p.add_argument("--rounds", type=int, metavar="N", help="rounds (default: 30 / the config's)")
-    p.add_argument("--repeat", type=int, default=1, metavar="R", help="runs per trainer (w)")
+    p.add_argument("--repeat", type=int, default=1, metavar="R", help="runs per trainer (w, run)")
     p.add_argument(
         "--clients", type=int, default=1000, metavar="C", help="clients in W (default 1000)"
     )
     p.add_argument("--skip-reference", action="store_true", help="time the fast trainer only")
-    p.add_argument("--config", default=FEDPROX_CONFIG, metavar="PATH", help="fedprox base config")
+    p.add_argument(
+        "--config",
+        default=FEDPROX_CONFIG,
+        metavar="PATH",
+        help=f"fedprox: base config; run: the config timed (default {FEDPROX_CONFIG})",
+    )
     p.add_argument(
         "--seeds", type=int, nargs="+", default=[0, 1], metavar="S", help="fedprox data seeds"
     )
@@ -102,7 +112,13 @@ def main(args: argparse.Namespace) -> int:
     trainers = ("fast",) if args.skip_reference else ("fast", "reference")
     if args.workload == "async":
         return _async(args, trainers, log)
-    report = run_workload_w(args.rounds or 30, args.repeat, args.clients, trainers, log)
+    if args.workload == "run":
+        config = load_config(args.config)
+        if args.rounds:
+            config = config.with_values({"federation.rounds": args.rounds})
+        report = time_config(config, args.repeat, trainers, log, label=args.config)
+    else:
+        report = run_workload_w(args.rounds or 30, args.repeat, args.clients, trainers, log)
     if args.json:
         payload = dataclasses.asdict(report) | {
             "speedup": report.speedup,
@@ -272,7 +288,7 @@ def format_workload(report: WorkloadReport) -> str:
     """The workload figures as plain text: a header, one table row per trainer, the ratio."""
     raw = report.raw_bytes / _MB
     lines = [
-        f"workload W: {report.clients} clients ({report.rows} rows), {report.cohort} per "
+        f"{report.name}: {report.clients} clients ({report.rows} rows), {report.cohort} per "
         f"round, {report.rounds} rounds x {report.repeats} repeat(s)",
         f"data built in {report.build_seconds:.2f} s; raw float32 arrays (x + test x) "
         f"{raw:.1f} MB; peak RSS {report.rss_before_build_bytes / _MB:.0f} MB before the "

@@ -18,7 +18,7 @@ from fedhpo.bench import (
 from fedhpo.cli.bench import plain_table
 from fedhpo.cli.main import main
 from fedhpo.config import config_from_dict
-from tests.helpers import LR_MU
+from tests.helpers import BASE, LR_MU
 
 
 def test_workload_w_fast_and_reference_agree() -> None:
@@ -38,6 +38,28 @@ def test_bench_cli_json_is_stable(capsys) -> None:
     assert code == 0
     assert {"clients", "rounds", "trainers", "raw_bytes", "speedup"} <= payload.keys()
     assert payload["trainers"][0]["trainer"] == "fast" and payload["speedup"] is None
+
+
+def test_bench_run_times_any_config_on_both_trainers(tmp_path, capsys) -> None:
+    path = tmp_path / "base.yaml"
+    path.write_text(BASE)
+    argv = ["bench", "--workload", "run", "--config", str(path), "--rounds", "2", "--json"]
+    assert main(argv) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["name"] == str(path) and payload["rounds"] == 2
+    assert (payload["clients"], payload["cohort"], payload["repeats"]) == (12, 4, 1)
+    fast, ref = payload["trainers"]
+    assert (fast["trainer"], fast["path"], ref["trainer"]) == ("fast", "linear", "reference")
+    assert fast["test_accuracy"] == pytest.approx(ref["test_accuracy"], abs=1e-3)
+    assert payload["speedup"] > 0
+    # the table names what it timed; a config that does not load exits 2 before any run
+    assert main(["bench", "--workload", "run", "--config", str(path), "--rounds", "1"]) == 0
+    assert capsys.readouterr().out.startswith(f"{path}: 12 clients")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BASE.replace("logreg", "nope"))
+    assert main(["bench", "--workload", "run", "--config", str(bad), "--json"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "nope" in captured.err
 
 
 def test_async_workload_is_w_on_a_heterogeneous_federation() -> None:
