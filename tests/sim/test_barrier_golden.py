@@ -1,6 +1,8 @@
 """The barrier case (synchronous rounds, no heterogeneity) against numbers recorded from the
 round-loop engine before the event engine replaced it: equal bit for bit to the recording of
-this CPU kind (float rounding differs between kinds; see ``fixtures/make_barrier_golden``)."""
+this CPU kind (float rounding differs between kinds; see ``fixtures/make_barrier_golden``),
+the fast trainer on its torch route; on its numpy route (``fast.NUMERICS`` 2, which rounds
+differently) equal to float rounding."""
 
 from __future__ import annotations
 
