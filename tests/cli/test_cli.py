@@ -256,14 +256,15 @@ def test_leaderboard_and_best_say_when_the_leader_did_not_finish(capsys, tmp_pat
     assert f"lr: {study.trials[2].params['client.lr']}" in text
 
 
-def test_tune_says_what_a_full_run_of_the_space_costs(capsys, tmp_path, monkeypatch) -> None:
+def test_tune_says_what_a_full_run_of_the_space_costs(
+    capsys, tmp_path, monkeypatch, make_space
+) -> None:
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "base.yaml").write_text(BASE)
-    space = tmp_path / "epochs.yaml"
-    space.write_text(
-        "base: base.yaml\nfidelity: {rounds: 2}\ntuner: {sampler: random, pruner: none}\n"
-        "params:\n  client.local_epochs: {type: int, low: 1, high: 2}\n" + LR_MU
+    tuner, epochs = (
+        "{sampler: random, pruner: none}",
+        "  client.local_epochs: {type: int, low: 1, high: 2}\n",
     )
+    space = make_space(epochs + LR_MU, tuner=tuner, fidelity="{rounds: 2}", name="epochs")
     code, stdout, _ = run_cli(capsys, "tune", "--space", str(space), "--budget", "0.3")
     assert code == 0
     assert (
@@ -271,10 +272,6 @@ def test_tune_says_what_a_full_run_of_the_space_costs(capsys, tmp_path, monkeypa
         "unit; " in stdout
     )
     # a space whose configs all cost one base-config run says nothing of it
-    space.write_text(
-        space.read_text().replace("  client.local_epochs: {type: int, low: 1, high: 2}\n", "")
-    )
-    code, stdout, _ = run_cli(
-        capsys, "tune", "--space", str(space), "--budget", "0.3", "--study", "b"
-    )
+    space = make_space(LR_MU, tuner=tuner, fidelity="{rounds: 2}", name="lr_mu")
+    code, stdout, _ = run_cli(capsys, "tune", "--space", str(space), "--budget", "0.3")
     assert code == 0 and "the budget's unit" not in stdout
