@@ -246,15 +246,17 @@ def _quality(args: argparse.Namespace, log: Any) -> int:
                 f"{k} seed{'s' * (k > 1)} {w}/{n} (ties {t})" for k, (w, t, n) in p.ceiling.items()
             )
             print(f"  ceiling (that point's wins against random_full): {top}")
-    columns = ["problem", "strategy", "seeds", "mean regret pp", "worst pp", "full runs",
-               "grid share", "wins", "ties"]  # fmt: skip
+    columns = ["problem", "strategy", "seeds", "mean regret pp", "worst pp", "best tried pp",
+               "full runs", "grid share", "wins", "ties"]  # fmt: skip
     rows = [
         [r.problem, r.strategy, r.seeds, 100 * r.mean_regret, 100 * r.worst_regret]
-        + [r.mean_full_runs, r.grid_share, r.wins, r.ties]
+        + [100 * r.tried_regret, r.mean_full_runs, r.grid_share, r.wins, r.ties]
         for p in report.problems
         for r in p.rows
     ]
     print(plain_table(columns, rows))
+    print("best tried: mean regret of the best config each search ran at all (pruned trials "
+          "included), what a perfect choice among its own trials would score")  # fmt: skip
     print("wins / ties: tuner seeds on which the strategy's regret is below / equal to "
           "random_full's (same seed, same budget)")  # fmt: skip
     return 0

@@ -91,7 +91,8 @@ def regret_figure(title: str, curves: Sequence[RegretCurve]) -> go.Figure:
 def quality_html(report: Mapping[str, Any]) -> str:
     """The whole page: the summary table, then one figure per problem."""
     columns = ["problem", "strategy", "seeds", "mean regret pp", "worst regret pp",
-               "full runs", "share of grid", "wins vs random_full", "ties"]  # fmt: skip
+               "best tried pp", "full runs", "share of grid", "wins vs random_full",
+               "ties"]  # fmt: skip
     rows = [
         [
             r["problem"],
@@ -99,6 +100,7 @@ def quality_html(report: Mapping[str, Any]) -> str:
             r["seeds"],
             round(100 * r["mean_regret"], 2),
             round(100 * r["worst_regret"], 2),
+            _pp(r.get("tried_regret")),  # absent from JSON written before 2026-12-07
             round(r["mean_full_runs"], 2),
             round(r["grid_share"], 3),
             r["wins"],
@@ -136,3 +138,7 @@ def quality_html(report: Mapping[str, Any]) -> str:
 def write_quality(report: Mapping[str, Any], out_dir: str | Path) -> Path:
     """Write the benchmark page (``index.html`` and a local ``plotly.min.js``)."""
     return write_page(out_dir, quality_html(report))
+
+
+def _pp(value: float | None) -> float | str:
+    return "" if value is None else round(100 * value, 2)

@@ -197,17 +197,39 @@ def test_compute_is_counted_in_client_steps(tiny, table) -> None:
     assert base.full_runs == 0 and base.point == {"client.lr": 0.05, "client.mu": 0.0}
 
 
+@pytest.mark.parametrize("strategy", ["default", "random_full"])
+def test_best_tried_is_the_best_config_the_search_ran(tiny, table, monkeypatch, strategy) -> None:
+    problem, _ = tiny
+    ran: list[dict] = []
+    real = Replay.__call__
+
+    def record(self, config, callbacks=()):
+        ran.append(self.point_of(config))
+        return real(self, config, callbacks)
+
+    monkeypatch.setattr(Replay, "__call__", record)
+    out = run_strategy(strategy, problem, table, seed=0)
+    assert out.tried_truth == max(table.truth(p, problem.truth_seeds) for p in ran)
+    # with tuner seed 0 both searches ran a config better on the truth seed than the one they
+    # recommend (chosen on seed 0), so the two figures differ
+    assert out.truth < out.tried_truth <= grid_best(table, problem)[1]
+    base = run_strategy("base", problem, table, seed=0)
+    assert base.tried_truth == base.truth
+
+
 def test_regret_and_the_summary_row() -> None:
-    def outcome(strategy: str, seed: int, truth: float, runs: float) -> Outcome:
-        return Outcome(strategy, seed, {}, truth, runs, 3, [])
+    def outcome(strategy: str, seed: int, truth: float, runs: float, tried: float) -> Outcome:
+        return Outcome(strategy, seed, {}, truth, tried, runs, 3, [])
 
     best = 0.9
-    mine = [outcome("a", 0, 0.9, 10), outcome("a", 1, 0.85, 12), outcome("a", 2, 0.80, 8)]
-    rand = [outcome("r", 0, 0.88, 10), outcome("r", 1, 0.85, 10), outcome("r", 2, 0.82, 10)]
+    mine = [outcome("a", 0, 0.9, 10, 0.9), outcome("a", 1, 0.85, 12, 0.88)]
+    mine.append(outcome("a", 2, 0.80, 8, 0.83))
+    rand = [outcome("r", s, t, 10, t) for s, t in enumerate((0.88, 0.85, 0.82))]
     assert regret(best, mine[1]) == pytest.approx(0.05)
     row = summarize("p", best, 100.0, mine, rand)
     assert row.mean_regret == pytest.approx((0 + 0.05 + 0.10) / 3)
     assert row.worst_regret == pytest.approx(0.10)
+    assert row.tried_regret == pytest.approx((0 + 0.02 + 0.07) / 3)
     assert row.mean_full_runs == pytest.approx(10) and row.grid_share == pytest.approx(0.1)
     assert (row.wins, row.ties) == (1, 1)
 
@@ -233,7 +255,7 @@ def test_the_noise_floor_is_the_regret_of_the_best_point_on_the_search_seeds(tin
 
 def test_the_ceiling_counts_the_perfect_searchs_wins_and_ties_against_random() -> None:
     def outcome(seed: int, truth: float) -> Outcome:
-        return Outcome("random_full", seed, {}, truth, 10.0, 3, [])
+        return Outcome("random_full", seed, {}, truth, truth, 10.0, 3, [])
 
     best = 0.9
     rand = [outcome(0, 0.9), outcome(1, 0.87), outcome(2, 0.89), outcome(3, 0.80)]

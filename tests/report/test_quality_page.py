@@ -22,6 +22,7 @@ PROBLEM = {
             "seeds": 2,
             "mean_regret": 0.01,
             "worst_regret": 0.02,
+            "tried_regret": 0.0042,
             "mean_full_runs": 10.0,
             "grid_share": 0.1,
             "wins": 1,
@@ -61,6 +62,13 @@ def test_regret_curves_average_the_incumbents_over_seeds() -> None:
 def test_the_page_has_the_table_and_a_figure_per_problem(tmp_path) -> None:
     text = quality_html({"problems": [PROBLEM]})
     assert "mean regret pp" in text and 'id="fig-p"' in text
+    assert "best tried pp" in text and "<td>2</td><td>0.42</td><td>10</td>" in text
+    older = {
+        **PROBLEM,
+        "rows": [{k: v for k, v in PROBLEM["rows"][0].items() if k != "tried_regret"}],
+    }
+    # JSON written before the column: an empty cell
+    assert '<td>2</td><td class="text"></td><td>10</td>' in quality_html({"problems": [older]})
     assert "0.92 pp on 1 seed(s), 0.37 pp on 2 seed(s)" in text
     assert "the most any strategy can get: 1 of 2 on 1 seed(s) (ties 0), 2 of 2" in text
     index = write_quality({"problems": [PROBLEM]}, tmp_path / "q")

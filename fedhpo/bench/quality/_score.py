@@ -71,6 +71,9 @@ class Row:
     seeds: int
     mean_regret: float
     worst_regret: float
+    tried_regret: float
+    """Mean regret of the best config each search ran at all (pruned trials included): a
+    perfect choice among its own trials; the rest of ``mean_regret`` is lost in choosing."""
     mean_full_runs: float
     grid_share: float
     """Mean compute as a share of the grid's compute."""
@@ -100,6 +103,7 @@ def summarize(
         len(outcomes),
         statistics.fmean(regrets),
         max(regrets),
+        statistics.fmean(best - o.tried_truth for o in outcomes),
         compute,
         compute / grid_runs if grid_runs else 0.0,
         wins,

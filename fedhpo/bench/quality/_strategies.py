@@ -10,7 +10,7 @@ from typing import Any
 
 import optuna
 
-from fedhpo.bench.quality._problems import Problem
+from fedhpo.bench.quality._problems import Problem, point_key
 from fedhpo.bench.quality._replay import Replay
 from fedhpo.bench.quality._truth import Table
 from fedhpo.space import Fidelity, SearchSpace
@@ -76,6 +76,11 @@ class Outcome:
     seed: int
     point: dict[str, Any]
     truth: float
+    tried_truth: float
+    """Ground truth of the best config the strategy ran at all, pruned trials included: what
+    a perfect choice among its own trials would score. ``truth`` falls short of it by what
+    the choice lost; ``tried_truth`` falls short of the grid's best by what the search never
+    tried."""
     full_runs: float
     """Compute spent, in full-run equivalents (client steps of the base config's full run)."""
     trials: int
@@ -95,7 +100,7 @@ def run_strategy(
     if make is None:
         point = replay.point_of(space.base)
         truth = table.truth(point, problem.truth_seeds)
-        return Outcome(name, seed, point, truth, 0.0, 0, [(0.0, truth)])
+        return Outcome(name, seed, point, truth, truth, 0.0, 0, [(0.0, truth)])
     searched = _tuner(make(space), seed=seed)
     study = tune(
         searched,
@@ -106,12 +111,15 @@ def run_strategy(
         log=lambda _: None,
     )
     point = replay.snap(best_trial(study).params | _inactive(space, best_trial(study).params))
+    tried = [replay.snap(t.params | _inactive(space, t.params)) for t in study.trials]
+    distinct = {point_key(p): p for p in tried}.values()
     compute = study.user_attrs[rec.COMPUTE]
     return Outcome(
         name,
         seed,
         point,
         table.truth(point, problem.truth_seeds),
+        max(table.truth(p, problem.truth_seeds) for p in distinct),
         compute["full_runs"],
         len(study.trials),
         _history(study, space, replay, table, problem, full_steps),
