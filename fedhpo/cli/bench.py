@@ -60,7 +60,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         nargs="+",
         type=int,
         metavar="S",
-        help="quality: ground-truth seeds (default: the problem's, 2 3 4 5); runs only what is new",
+        help="quality: ground-truth seeds (default: the problem's, 2-9); runs only what is new",
     )
     p.add_argument(
         "--cache", default="runs/bench/quality", metavar="DIR", help="quality: ground truth"
