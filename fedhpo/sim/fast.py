@@ -155,11 +155,13 @@ def _group_stats(run: _GroupRun, sched: Schedule) -> tuple[np.ndarray, np.ndarra
     logp = run.logp[:done].double().numpy()
     real = sched.real[:done]
     pc, pstep = sched.pair_client[:done], sched.pair_step[:done]
-    bad = ~np.isfinite(np.where(real, logp, 0.0)).all(axis=1)
+    # padding repeats a batch's first row: mask it (a -inf there times 0 would be nan)
+    logp = np.where(real, logp, 0.0)
+    bad = ~np.isfinite(logp).all(axis=1)
     first_bad = np.full(size, np.iinfo(np.int64).max)
     np.minimum.at(first_bad, pc[bad], pstep[bad])
     counted = pstep <= first_bad[pc]
-    loss_sum = np.bincount(pc[counted], -(logp * real)[counted].sum(axis=1), minlength=size)
+    loss_sum = np.bincount(pc[counted], -logp[counted].sum(axis=1), minlength=size)
     rows = np.bincount(pc[counted], real[counted].sum(axis=1), minlength=size)
     steps = np.minimum(first_bad, np.bincount(pc, minlength=size))
     finite = first_bad == np.iinfo(np.int64).max

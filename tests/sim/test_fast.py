@@ -241,3 +241,28 @@ def test_diverging_lr_is_a_diverged_run() -> None:
     config = config_from_dict(SMALL).with_values({"client.lr": 1e5, "client.momentum": 0.9})
     result = run_simulation(config)
     assert result.status == "diverged"
+
+
+def test_a_diverged_client_padding_row_neither_warns_nor_hides_its_loss() -> None:
+    """A batch's padding repeats its first row, so when that row's log-probability is -inf
+    the padding's is too; it must count as nothing (not -inf * 0 = nan, with a numpy
+    warning) and the client's loss be the reference's inf. Seen in stacked grid passes."""
+    inf = float("inf")
+    real = np.array([[True, True], [True, False]])
+    sched = _fast_schedule.Schedule(
+        active=[1, 1],
+        starts=[0, 1, 2],
+        rows=torch.zeros(2, 2, dtype=torch.int64),
+        weight=torch.tensor([[0.5, 0.5], [1.0, 0.0]]),
+        real=real,
+        pair_step=np.array([0, 1]),
+        pair_client=np.array([0, 0]),
+    )
+    logp = torch.tensor([[-0.5, -1.5], [-inf, -inf]])
+    run = fast._GroupRun(params=[torch.zeros(1, 3)], logp=logp, steps_run=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        steps, losses, finite = fast._group_stats(run, sched)
+    assert steps.tolist() == [1]
+    assert losses.tolist() == [inf]
+    assert finite.tolist() == [False]
