@@ -125,7 +125,7 @@ def tune(
         limit = None if budget is None else int(budget * full_steps)
         start_budget(space, dataclasses.replace(opts, limit_steps=limit), handle, before, False)
         return optuna.load_study(study_name=name, storage=open_storage(storage))
-    check = _calibrate(space, opts, handle, progress, log, run)
+    check = _calibrate(space, opts, handle, progress, log, run, budget, full_steps)
     # promotion re-runs the top configs' other seeds and all of the base config's: under the
     # default schedule the base config stops at the first rung, so it has no full run yet
     reserve = (promote_top * max(0, seeds - 1) + seeds) * full_steps if promote_top else 0
@@ -164,6 +164,8 @@ def _calibrate(
     progress: Progress | None,
     log: Callable[[str], None],
     run: Simulate,
+    budget: float | None,
+    full_steps: int,
 ) -> dict | None:
     """Run the enqueued calibration trials (once per study) and record the fidelity check."""
     recorded = rec.fidelity_check(study)
@@ -174,7 +176,8 @@ def _calibrate(
         if t.user_attrs.get(rec.CALIBRATION)
     ]  # fmt: skip
     if waiting:
-        log(f"fidelity check: {len(waiting)} configs at full fidelity first")
+        cost = _runs_cost(space, waiting, full_steps)
+        log(f"fidelity check: {len(waiting)} configs at full fidelity first {_share(cost, budget)}")
         phase = dataclasses.replace(opts, trials=len(waiting))
         run_trials(space, phase, progress, run, _done_before(study))
     check = check_fidelity(study, space, schedule(space).report_every)
@@ -183,6 +186,25 @@ def _calibrate(
     study.set_user_attr(rec.FIDELITY_CHECK, rec.clean(check.to_dict()))
     log(check.message)
     return check.to_dict()
+
+
+def _runs_cost(space: SearchSpace, trials: Sequence[optuna.trial.FrozenTrial], full: int) -> float:
+    """What full runs of the queued ``trials`` cost, in full runs of the base config."""
+    dataset = cached_dataset(space.base.data)
+    configs = [full_config(space.base, t.system_attrs.get("fixed_params", {})) for t in trials]
+    return sum(run_steps(c, dataset) for c in configs) / max(1, full)
+
+
+def _share(cost: float, budget: float | None) -> str:
+    """``cost`` full-run equivalents against ``budget``, with a way out if it is past it."""
+    if budget is None:
+        return f"(up to {cost:.3g} full-run equivalents)"
+    if cost <= budget:
+        return f"(up to {cost:.3g} of the budget's {budget:g} full-run equivalents)"
+    return (
+        f"(up to {cost:.3g} full-run equivalents, more than the budget of {budget:g}: no search "
+        f"trial will run after them; give a budget above {cost:.3g} or drop tuner.calibrate)"
+    )
 
 
 def _record_compute(

@@ -100,3 +100,31 @@ def test_an_interrupted_check_pass_queues_its_runs_again_as_check_runs(
     for t in trials[POINTS : 2 * POINTS]:
         assert t.user_attrs.get(rec.CALIBRATION) and t.state == TrialState.COMPLETE
         assert len(t.user_attrs[rec.CURVES]["round"]) == 12
+
+
+def test_the_check_says_what_it_costs_and_when_that_is_past_the_budget(make_space, storage) -> None:
+    """Costly configs make the check's four full runs cost more than four base runs: the
+    search says so before running them, and warns when they alone spend past the budget."""
+    from fedhpo.space import load_space
+    from fedhpo.tune import cached_dataset, run_steps
+
+    epochs = "  client.local_epochs: {type: int, low: 3, high: 4}\n"
+    space = make_space(LR_MU + epochs, tuner=CHECKED, fidelity="{}")
+    lines: list[str] = []
+    study = tune(space, storage=storage, study="c", budget=2, log=lines.append)
+    base = load_space(space).base
+    full = run_steps(base, cached_dataset(base.data))
+    checked = [t for t in study.trials if t.user_attrs.get(rec.CALIBRATION)]
+    spent = sum(rec.trial_steps(t) for t in checked) / full
+    assert len(checked) == POINTS and spent > 2  # base config 1 + three configs of 3-4 epochs
+    said = next(line for line in lines if line.startswith("fidelity check: 4 configs"))
+    assert f"up to {spent:.3g} full-run equivalents" in said  # none diverged: all of it
+    assert "more than the budget of 2" in said and "tuner.calibrate" in said
+
+
+def test_a_check_within_the_budget_says_its_share_of_it(make_space, storage) -> None:
+    lines: list[str] = []
+    tune(_checked_space(make_space), storage=storage, study="s", budget=10, log=lines.append)
+    said = next(line for line in lines if line.startswith("fidelity check: 4 configs"))
+    # lr and mu do not change a run's cost: four full runs of the base config
+    assert said.endswith("(up to 4 of the budget's 10 full-run equivalents)")
