@@ -7,7 +7,7 @@ import shlex
 from pathlib import Path
 
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fedhpo.cli._common import (
     add_config_args,
@@ -167,18 +167,20 @@ def _next_steps(args: argparse.Namespace, study_name: str) -> str:
 
 
 class _TrialBar:
-    """A progress bar over trials showing the best value so far."""
+    """A progress bar over the session: its share of the budget when it has one (how many
+    trials that buys is not known in advance), else its trials; and the best value so far."""
 
     def __init__(self, total: int) -> None:
         self.progress = Progress(
-            TextColumn("[bold]trials"),
+            TextColumn("[bold]search"),
             BarColumn(),
-            MofNCompleteColumn(),
+            TextColumn("{task.fields[count]}"),
             TextColumn("{task.fields[best]}"),
             TimeElapsedColumn(),
             console=console,
         )
-        self.task = self.progress.add_task("trials", total=total or None, best="")
+        count = f"0/{total} trials" if total else "0 trials"
+        self.task = self.progress.add_task("search", total=total or None, count=count, best="")
 
     def __enter__(self) -> _TrialBar:
         self.progress.start()
@@ -191,6 +193,15 @@ class _TrialBar:
         """A line above the bar."""
         self.progress.console.print(text)
 
-    def __call__(self, done: int, total: int, best: float | None) -> None:
+    def __call__(self, done: int, total: int, best: float | None, share: float | None) -> None:
         text = "" if best is None else f"best {best:.4f}"
-        self.progress.update(self.task, completed=done, best=text)
+        if share is not None:  # the budget's share, a trial stopped by it may pass it a little
+            count = f"{done} trials, {share:.0%} of the budget"
+            self.progress.update(
+                self.task, completed=min(share, 1.0), total=1.0, count=count, best=text
+            )
+        else:
+            count = f"{done}/{total} trials" if total else f"{done} trials"
+            self.progress.update(
+                self.task, completed=done, total=total or None, count=count, best=text
+            )

@@ -133,13 +133,15 @@ def tune(
     opts = dataclasses.replace(
         opts, limit_steps=limit, min_rounds=None if check is None else check["chosen"]
     )
+    done = sum(
+        1
+        for t in handle.get_trials(deepcopy=False)
+        if t.number not in before and t.state.is_finished()
+    )
     if opts.trials is not None:
-        done = sum(
-            1
-            for t in handle.get_trials(deepcopy=False)
-            if t.number not in before and t.state.is_finished()
-        )
         opts = dataclasses.replace(opts, trials=max(0, opts.trials - done))
+    if progress is not None and done:
+        progress = _counting_from(progress, done)
     if (opts.trials is None or opts.trials > 0) and (limit is None or limit > 0):
         run_trials(space, opts, progress, run, before)
     if promote_top > 0 and not space.is_multi_objective:
@@ -148,6 +150,15 @@ def tune(
     result = optuna.load_study(study_name=name, storage=open_storage(storage))
     _record_compute(result, before, full_steps, budget)
     return result
+
+
+def _counting_from(progress: Progress, done: int) -> Progress:
+    """``progress`` counting the session's ``done`` earlier trials (the fidelity check's)."""
+
+    def report(trials: int, total: int, best: float | None, share: float | None) -> None:
+        progress(trials + done, total + done if total else 0, best, share)
+
+    return report
 
 
 def _done_before(study: optuna.Study) -> frozenset[int]:

@@ -31,8 +31,10 @@ from fedhpo.tune._fidelity import Schedule, make_pruner, schedule
 from fedhpo.tune._objective import Objective, Simulate, simulate, simulate_batch
 from fedhpo.tune._worker import OnTrial, Worker, WorkerReport, budget_left, session_outcome
 
-#: ``progress(done, total, best)`` after each finished trial of this session.
-Progress = Callable[[int, int, "float | None"], None]
+#: ``progress(done, total, best, share)`` as trials of this session finish: trials done, the
+#: trials asked for (0: no count, a budget), the best value so far, and the share of the
+#: session's compute budget its trials have spent (None without a budget).
+Progress = Callable[[int, int, "float | None", "float | None"], None]
 
 
 @dataclass(frozen=True)
@@ -252,7 +254,10 @@ def _best(study: optuna.Study) -> float | None:
 
 
 def _finished(study: optuna.Study) -> set[int]:
-    trials = study.get_trials(deepcopy=False)
+    return _finished_of(study.get_trials(deepcopy=False))
+
+
+def _finished_of(trials: list[FrozenTrial]) -> set[int]:
     return {t.number for t in trials if t.state.is_finished()} - retried(trials)
 
 
@@ -281,7 +286,13 @@ def run_trials(
 
     def report() -> None:
         if progress:
-            progress(len(_finished(study) - start), total, _best(study))
+            trials = study.get_trials(deepcopy=False)
+            done = len(_finished_of(trials) - start)
+            share = None
+            if opts.limit_steps:
+                spent = sum(rec.trial_steps(t) for t in trials if t.number not in before)
+                share = spent / opts.limit_steps
+            progress(done, total, _best(study), share)
 
     if opts.jobs <= 1:
         if work(space, opts, 0, lambda _s, _t: report(), run).interrupted:

@@ -128,3 +128,14 @@ def test_a_check_within_the_budget_says_its_share_of_it(make_space, storage) -> 
     said = next(line for line in lines if line.startswith("fidelity check: 4 configs"))
     # lr and mu do not change a run's cost: four full runs of the base config
     assert said.endswith("(up to 4 of the budget's 10 full-run equivalents)")
+
+
+def test_progress_counts_the_checks_trials_with_the_searchs(make_space, storage) -> None:
+    calls: list[tuple[int, int, float | None, float | None]] = []
+    study = tune(
+        _checked_space(make_space), storage=storage, study="p", trials=POINTS + 2,
+        log=lambda _: None, progress=lambda *a: calls.append(a),
+    )  # fmt: skip
+    assert len(study.trials) == POINTS + 2
+    assert calls[-1][:2] == (POINTS + 2, POINTS + 2)
+    assert all(0 <= done <= total == POINTS + 2 for done, total, *_ in calls[POINTS:])

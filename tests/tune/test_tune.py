@@ -16,7 +16,7 @@ from fedhpo.sim.models import register_model
 from fedhpo.space import load_space
 from fedhpo.store import best_config, best_trial, export_best, leaderboard, other_trials
 from fedhpo.store import records as rec
-from fedhpo.tune import tune
+from fedhpo.tune import cached_dataset, run_steps, tune
 from tests.helpers import LR_MU, climbing_run
 
 
@@ -333,14 +333,41 @@ def test_progress_counts_this_session_trials(make_space, storage, jobs) -> None:
     space = make_space(
         LR_MU, tuner="{sampler: random, pruner: none, trials: 4, seed: 0, promote: 0}"
     )
-    first: list[tuple[int, int, float | None]] = []
-    second: list[tuple[int, int, float | None]] = []
+    first: list[tuple[int, int, float | None, float | None]] = []
+    second: list[tuple[int, int, float | None, float | None]] = []
     tune(space, storage=storage, trials=3, jobs=jobs, progress=lambda *a: first.append(a))
     tune(space, storage=storage, trials=2, jobs=jobs, progress=lambda *a: second.append(a))
     # the enqueued base-config trial counts once, in the first session; resumed trials restart
     assert first[-1][:2] == (3, 3) and second[-1][:2] == (2, 2)
-    assert all(0 <= done <= total for done, total, _ in first + second)
+    assert all(0 <= done <= total for done, total, _, _ in first + second)
     assert second[-1][2] is not None  # the best value so far
+    assert {share for *_, share in first + second} == {None}  # no budget: no share of it
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_progress_of_a_budgeted_search_is_its_share_of_the_budget(
+    make_space, storage, jobs
+) -> None:
+    """With a budget the number of trials is unknown; what the search has spent is not."""
+    space = make_space(LR_MU, tuner="{sampler: random, seed: 0, promote: 0}", fidelity="{}")
+    first: list[tuple[int, int, float | None, float | None]] = []
+    second: list[tuple[int, int, float | None, float | None]] = []
+    study = tune(space, storage=storage, budget=3, jobs=jobs, progress=lambda *a: first.append(a))
+    before = {t.number for t in study.trials}
+    study = tune(space, storage=storage, budget=2, jobs=jobs, progress=lambda *a: second.append(a))
+    base = load_space(space).base
+    full = run_steps(base, cached_dataset(base.data))
+    for calls, budget, trials in (
+        (first, 3, [t for t in study.trials if t.number in before]),
+        (second, 2, [t for t in study.trials if t.number not in before]),
+    ):
+        shares = [share for *_, share in calls]
+        assert all(share is not None for share in shares) and shares == sorted(shares)
+        spent = sum(rec.trial_steps(t) for t in trials)
+        # the last report is what the session spent, as a share of its own budget: about all
+        assert shares[-1] == pytest.approx(spent / (budget * full))
+        assert 0.95 <= shares[-1] <= 1.2
+        assert calls[-1][0] == len(trials) and calls[-1][1] == 0  # trials done, total unknown
 
 
 @pytest.mark.parametrize("sampler", ["tpe", "random", "gp", "cmaes", "qmc"])
