@@ -6,6 +6,7 @@ import argparse
 
 import optuna
 
+from fedhpo.cli._common import at_least, non_negative
 from fedhpo.errors import StudyError
 from fedhpo.store import DEFAULT_STORAGE, Liveness, RetryPolicy, mask_url, open_storage
 
@@ -36,21 +37,21 @@ def add_worker_args(parser: argparse.ArgumentParser) -> None:
     d = Liveness()
     parser.add_argument(
         "--heartbeat",
-        type=int,
+        type=at_least(1),
         default=d.interval,
         metavar="SECONDS",
         help=f"heartbeat interval of a running trial (default {d.interval})",
     )
     parser.add_argument(
         "--grace",
-        type=int,
+        type=at_least(1),
         default=d.grace,
         metavar="SECONDS",
         help=f"a trial whose heartbeat is older is failed and queued again (default {d.grace})",
     )
     parser.add_argument(
         "--db-retry",
-        type=float,
+        type=non_negative,
         default=RetryPolicy().total,
         metavar="SECONDS",
         help="keep retrying an unreachable database this long (default %(default)s)",

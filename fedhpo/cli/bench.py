@@ -21,6 +21,7 @@ from fedhpo.bench import (
     time_config,
 )
 from fedhpo.bench._tune import DEMO_SPACE
+from fedhpo.cli._common import at_least
 from fedhpo.config import load_config
 from fedhpo.errors import FedhpoError
 
@@ -50,7 +51,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--problems", nargs="+", metavar="P", help="quality: problems (default: all)")
     p.add_argument(
-        "--tuner-seeds", type=int, default=5, metavar="N", help="quality: tuner seeds 0..N-1"
+        "--tuner-seeds",
+        type=at_least(1),
+        default=5,
+        metavar="N",
+        help="quality: tuner seeds 0..N-1",
     )
     p.add_argument(
         "--strategies", nargs="+", metavar="S", help="quality: strategies (default: all)"
@@ -73,10 +78,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "10); the cached ground truth is reused",
     )
     p.add_argument("--out", metavar="DIR", help="quality: also write an HTML report there")
-    p.add_argument("--rounds", type=int, metavar="N", help="rounds (default: 30 / the config's)")
-    p.add_argument("--repeat", type=int, default=1, metavar="R", help="runs per trainer (w, run)")
     p.add_argument(
-        "--clients", type=int, default=1000, metavar="C", help="clients in W (default 1000)"
+        "--rounds", type=at_least(1), metavar="N", help="rounds (default: 30 / the config's)"
+    )
+    p.add_argument(
+        "--repeat", type=at_least(1), default=1, metavar="R", help="runs per trainer (w, run)"
+    )
+    p.add_argument(
+        "--clients", type=at_least(1), default=1000, metavar="C", help="clients in W (default 1000)"
     )
     p.add_argument("--skip-reference", action="store_true", help="time the fast trainer only")
     p.add_argument(
@@ -88,13 +97,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--seeds", type=int, nargs="+", default=[0, 1], metavar="S", help="fedprox data seeds"
     )
-    p.add_argument("--jobs", type=int, default=2, metavar="J", help="fedprox processes")
+    p.add_argument("--jobs", type=at_least(1), default=2, metavar="J", help="fedprox processes")
     p.add_argument(
         "--tune",
         action="store_true",
         help="time the lr_mu demo search with 1 and 2 jobs and report trials per minute",
     )
-    p.add_argument("--trials", type=int, default=20, metavar="N", help="trials per search (--tune)")
+    p.add_argument(
+        "--trials", type=at_least(1), default=20, metavar="N", help="trials per search (--tune)"
+    )
     p.add_argument("--space", default=DEMO_SPACE, metavar="FILE", help="space for --tune")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=main)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from fedhpo.cli._common import console
+from fedhpo.cli._common import at_least, console
 from fedhpo.cli._format import add_format_arg, leader_note, print_frame
 from fedhpo.cli._study_args import add_storage_arg, load_study
 from fedhpo.store import leaderboard, other_trials, running_trials
@@ -14,7 +14,9 @@ from fedhpo.store import leaderboard, other_trials, running_trials
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("leaderboard", help="rank a study's trials")
     p.add_argument("study", metavar="STUDY")
-    p.add_argument("--top", type=int, default=10, metavar="K", help="show the best K (default 10)")
+    p.add_argument(
+        "--top", type=at_least(1), default=10, metavar="K", help="show the best K (default 10)"
+    )
     p.add_argument("--all", action="store_true", help="also list pruned and failed trials")
     add_storage_arg(p)
     add_format_arg(p)

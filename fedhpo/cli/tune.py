@@ -11,10 +11,12 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fedhpo.cli._common import (
     add_config_args,
+    at_least,
     console,
     load_args_plugins,
     load_args_space,
     plugin_flags,
+    positive,
 )
 from fedhpo.cli._format import leader_note, print_frame
 from fedhpo.cli._study_args import add_storage_arg, add_worker_args, liveness_from, retry_from
@@ -29,22 +31,33 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--space", required=True, metavar="FILE", help="search-space YAML")
     p.add_argument("--study", metavar="NAME", help="study name (default: the space file's stem)")
     p.add_argument(
-        "--trials", type=int, metavar="N", help="new trials in total over all jobs and workers"
+        "--trials",
+        type=at_least(0),
+        metavar="N",
+        help="new trials in total over all jobs and workers",
     )
     p.add_argument(
         "--budget",
-        type=float,
+        type=positive,
         metavar="B",
         help="compute to spend, in full-run equivalents (default: the space's, else 10)",
     )
-    p.add_argument("--jobs", type=int, default=1, metavar="N", help="trial processes (default 1)")
-    p.add_argument("--timeout", type=float, metavar="SECONDS", help="stop starting new trials")
+    p.add_argument(
+        "--jobs", type=at_least(1), default=1, metavar="N", help="trial processes (default 1)"
+    )
+    p.add_argument("--timeout", type=positive, metavar="SECONDS", help="stop starting new trials")
     p.add_argument("--base", metavar="CONFIG", help="base run config (overrides the space's)")
     p.add_argument(
-        "--promote", type=int, metavar="K", help="re-run the top K fully (default: space's, else 0)"
+        "--promote",
+        type=at_least(0),
+        metavar="K",
+        help="re-run the top K fully (default: space's, else 0)",
     )
     p.add_argument(
-        "--seeds", type=int, metavar="S", help="seeds per promoted config (default: space's, 2)"
+        "--seeds",
+        type=at_least(1),
+        metavar="S",
+        help="seeds per promoted config (default: space's, 2)",
     )
     p.add_argument(
         "--create-only",

@@ -8,7 +8,14 @@ from collections import Counter
 
 import optuna
 
-from fedhpo.cli._common import add_config_args, console, load_args_plugins, load_args_space
+from fedhpo.cli._common import (
+    add_config_args,
+    at_least,
+    console,
+    load_args_plugins,
+    load_args_space,
+    positive,
+)
 from fedhpo.cli._study_args import (
     add_storage_arg,
     add_worker_args,
@@ -35,8 +42,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--study", required=True, metavar="NAME", help="study to join")
     p.add_argument("--space", metavar="FILE", help="search space (to create a new study)")
     p.add_argument("--base", metavar="CONFIG", help="base run config (with --space)")
-    p.add_argument("--trials", type=int, metavar="N", help="budget of a study this creates")
-    p.add_argument("--timeout", type=float, metavar="SECONDS", help="budget: no start later")
+    p.add_argument("--trials", type=at_least(1), metavar="N", help="budget of a study this creates")
+    p.add_argument("--timeout", type=positive, metavar="SECONDS", help="budget: no start later")
     add_storage_arg(p)
     add_worker_args(p)
     add_config_args(p)

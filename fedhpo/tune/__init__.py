@@ -14,12 +14,14 @@ base config with more seeds.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
 
+from fedhpo.errors import StudyError
 from fedhpo.space import SearchSpace, load_space
 from fedhpo.store import DEFAULT_STORAGE, Liveness, RetryPolicy, open_storage
 from fedhpo.store import records as rec
@@ -96,6 +98,10 @@ def tune(
     ``create_only``: create the study and record its budget for ``fedhpo worker``s (the
     timeout then counts from the first worker's start); run nothing.
     """
+    _check_counts(
+        budget=budget, trials=trials, jobs=jobs, timeout=timeout, promote_top=promote_top,
+        seeds=seeds,
+    )  # fmt: skip
     if not isinstance(space, SearchSpace):
         space = load_space(space)
     check_runnable(space)
@@ -150,6 +156,23 @@ def tune(
     result = optuna.load_study(study_name=name, storage=open_storage(storage))
     _record_compute(result, before, full_steps, budget)
     return result
+
+
+def _check_counts(**given: float | None) -> None:
+    """StudyError unless each given count or amount is one a search can use."""
+    least = {"trials": 0, "jobs": 1, "promote_top": 0, "seeds": 1}
+    for key, value in given.items():
+        if value is None:
+            continue
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if key in least:
+            ok = number and isinstance(value, int) and value >= least[key]
+            want = f"an integer >= {least[key]}"
+        else:  # budget, timeout
+            ok = number and math.isfinite(value) and value > 0
+            want = "a finite number > 0"
+        if not ok:
+            raise StudyError(f"must be {want}, got {value!r}", key=key)
 
 
 def _counting_from(progress: Progress, done: int) -> Progress:

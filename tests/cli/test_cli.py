@@ -275,3 +275,38 @@ def test_tune_says_what_a_full_run_of_the_space_costs(
     space = make_space(LR_MU, tuner=tuner, fidelity="{rounds: 2}", name="lr_mu")
     code, stdout, _ = run_cli(capsys, "tune", "--space", str(space), "--budget", "0.3")
     assert code == 0 and "the budget's unit" not in stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["tune", "--budget", "nan"], "argument --budget: must be a finite number > 0, got 'nan'"),
+        (["tune", "--budget", "inf"], "argument --budget: must be a finite number > 0, got 'inf'"),
+        (["tune", "--budget", "0"], "argument --budget: must be a finite number > 0, got '0'"),
+        (["tune", "--trials", "-1"], "argument --trials: must be an integer >= 0, got '-1'"),
+        (["tune", "--jobs", "-2"], "argument --jobs: must be an integer >= 1, got '-2'"),
+        (["tune", "--timeout", "-5"], "argument --timeout: must be a finite number > 0"),
+        (["tune", "--promote", "-1"], "argument --promote: must be an integer >= 0, got '-1'"),
+        (["tune", "--seeds", "0"], "argument --seeds: must be an integer >= 1, got '0'"),
+        (["tune", "--trials", "2.5"], "argument --trials: must be an integer >= 0, got '2.5'"),
+        (["tune", "--heartbeat", "0"], "argument --heartbeat: must be an integer >= 1"),
+        (["tune", "--db-retry", "nan"], "argument --db-retry: must be a finite number >= 0"),
+        (["worker", "--study", "s", "--trials", "0"], "argument --trials: must be an integer >= 1"),
+        (["leaderboard", "s", "--top", "0"], "argument --top: must be an integer >= 1, got '0'"),
+        (["bench", "--workload", "quality", "--tuner-seeds", "0"], "argument --tuner-seeds"),
+    ],
+)
+def test_bad_numbers_on_the_command_line_exit_2_before_anything_is_written(
+    capsys, tmp_path: Path, argv: list[str], fragment: str
+) -> None:
+    """Numbers a command cannot use (a budget of nan, -1 trials, no jobs) are an error naming
+    the flag and the value, exit 2, before a study is made: not a traceback, not a study that
+    silently runs nothing."""
+    db = tmp_path / "s.db"
+    space = ["--space", "searchspaces/lr_mu.yaml"] if argv[0] == "tune" else []
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, *space, "--storage", f"sqlite:///{db}"] if argv[0] != "bench" else argv)
+    _, err = capsys.readouterr()
+    assert exit_.value.code == 2, err
+    assert fragment in err and "Traceback" not in err, err
+    assert not db.exists()

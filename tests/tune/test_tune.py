@@ -11,6 +11,7 @@ import pytest
 from optuna.trial import TrialState
 
 from fedhpo.config import load_config
+from fedhpo.errors import StudyError
 from fedhpo.sim.engine import run_simulation
 from fedhpo.sim.models import register_model
 from fedhpo.space import load_space
@@ -602,3 +603,25 @@ def test_a_trial_the_budget_stops_while_ahead_is_what_the_search_exports(
     assert stop == {"round": reached, "rounds": 12, "judged": reached > 12 // 3}
     assert best_trial(study).number == exported
     assert best_config(study).client.lr == pytest.approx(study.trials[exported].params["client.lr"])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "key"),
+    [
+        ({"budget": float("nan")}, "budget"),
+        ({"budget": 0}, "budget"),
+        ({"trials": -1}, "trials"),  # 0: promote an existing study, run no new trial
+        ({"jobs": 0}, "jobs"),
+        ({"promote_top": -1}, "promote_top"),
+        ({"seeds": 0}, "seeds"),
+        ({"timeout": float("inf")}, "timeout"),
+    ],
+)
+def test_tune_refuses_counts_it_cannot_use_before_making_a_study(
+    make_space, tmp_path, kwargs, key
+) -> None:
+    db = tmp_path / "refused.db"
+    with pytest.raises(StudyError, match=f"`{key}`: must be") as error:
+        tune(make_space(LR_MU), storage=f"sqlite:///{db}", log=lambda _: None, **kwargs)
+    assert repr(next(iter(kwargs.values()))) in str(error.value)
+    assert not db.exists()
