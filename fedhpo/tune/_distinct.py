@@ -18,11 +18,17 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from fedhpo.sim.sampling import derive_seed
+
 #: Two configs closer than this on every numeric parameter's unit scale (a tenth of its
 #: range, on the log scale for log parameters), with equal categorical values, are repeats.
 MIN_DISTANCE = 0.1
 #: Proposals drawn before giving up and drawing at random.
 TRIES = 16
+#: The stream of a trial's random fallback under the sampler's seed: its own, not the inner
+#: sampler's (TPE's start-up trials are a RandomSampler on the same seed, so a fallback on
+#: that seed replayed the first start-up config exactly).
+_FALLBACK = 1
 
 _TRIED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 
@@ -56,8 +62,10 @@ def distance(
 class DistinctSampler(optuna.samplers.BaseSampler):
     """``inner``'s joint proposals, redrawn (up to ``tries`` times) while one lies within
     ``min_distance`` of a config already tried (finished, pruned or running); if every draw
-    does, the trial is drawn at random. Parameters the inner sampler draws one by one are
-    passed through unchanged."""
+    does, the trial is drawn at random, from a stream of its own (the seed and the trial
+    number, so neither another worker on the seed nor the inner sampler's start-up draws
+    give the same config). Parameters the inner sampler draws one by one are passed through
+    unchanged."""
 
     def __init__(
         self,
@@ -67,14 +75,13 @@ class DistinctSampler(optuna.samplers.BaseSampler):
         tries: int = TRIES,
     ) -> None:
         self.inner = inner
+        self.seed = seed
         self.min_distance = min_distance
         self.tries = tries
-        self._random = optuna.samplers.RandomSampler(seed=seed)
-        self._at_random: set[int] = set()
+        self._at_random: dict[int, optuna.samplers.RandomSampler] = {}
 
     def reseed_rng(self) -> None:
         self.inner.reseed_rng()
-        self._random.reseed_rng()
 
     def infer_relative_search_space(
         self, study: optuna.Study, trial: FrozenTrial
@@ -95,7 +102,10 @@ class DistinctSampler(optuna.samplers.BaseSampler):
                 distance(proposal, t.params, t.distributions) > self.min_distance for t in tried
             ):
                 return proposal
-        self._at_random.add(trial.number)
+        seed = None if self.seed is None else derive_seed(self.seed, _FALLBACK, trial.number)
+        self._at_random[trial.number] = optuna.samplers.RandomSampler(
+            seed=None if seed is None else seed % 2**32
+        )
         return {}
 
     def sample_independent(
@@ -105,7 +115,7 @@ class DistinctSampler(optuna.samplers.BaseSampler):
         param_name: str,
         param_distribution: BaseDistribution,
     ) -> Any:
-        sampler = self._random if trial.number in self._at_random else self.inner
+        sampler = self._at_random.get(trial.number, self.inner)
         return sampler.sample_independent(study, trial, param_name, param_distribution)
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
@@ -118,5 +128,5 @@ class DistinctSampler(optuna.samplers.BaseSampler):
         state: TrialState,
         values: Sequence[float] | None,
     ) -> None:
-        self._at_random.discard(trial.number)
+        self._at_random.pop(trial.number, None)
         self.inner.after_trial(study, trial, state, values)

@@ -112,3 +112,37 @@ def test_when_every_draw_repeats_the_trial_is_drawn_at_random() -> None:
 def test_the_default_sampler_does_not_repeat_but_random_search_stays_plain() -> None:
     assert isinstance(make_sampler("tpe", 0), DistinctSampler)
     assert isinstance(make_sampler("random", 0), optuna.samplers.RandomSampler)
+
+
+def test_a_random_fallback_is_not_a_copy_of_the_samplers_own_first_random_config() -> None:
+    """Seen in a w_server search: trial 11 ran trial 1's exact config (adam, lr 2.668, beta1
+    0.6732). TPE's start-up trials and the wrapper's fallback were both a RandomSampler on
+    the same seed, so the first fallback replayed the first start-up draw. Here every
+    proposal counts as a repeat (min_distance above any distance), so every trial after the
+    start-up falls back."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for seed in range(3):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            inner = optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=2)
+        study = optuna.create_study(sampler=DistinctSampler(inner, seed=seed, min_distance=2.0))
+        study.optimize(lambda t: t.suggest_float("x", 0.0, 1.0) + t.suggest_float("y", 0, 1), 6)
+        configs = [tuple(t.params.values()) for t in study.trials]
+        assert len(set(configs)) == len(configs), (seed, configs)
+
+
+def test_a_fallback_depends_on_its_trial_number_not_on_the_fallbacks_before_it() -> None:
+    """A fallback draws from the trial's own stream (seed, trial number): two workers on one
+    seed fall back to different configs for different trials, and a trial draws the same
+    whichever fallbacks its process made before."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    draws = []
+    for queued in (False, True):
+        study = optuna.create_study(sampler=DistinctSampler(_Repeating({"x": 0.25}), seed=3))
+        study.enqueue_trial({"x": 0.25})
+        if queued:  # trial 1 is queued: no fallback before trial 2 in this process
+            study.enqueue_trial({"x": 0.75})
+        study.optimize(lambda t: t.suggest_float("x", 0.0, 1.0), n_trials=3)
+        draws.append([t.params["x"] for t in study.trials])
+    assert draws[1][1] == 0.75 and draws[0][1] != draws[0][2]
+    assert draws[0][2] == draws[1][2]
