@@ -22,7 +22,7 @@ def add_storage_arg(parser: argparse.ArgumentParser) -> None:
 
 def load_study(name: str, storage_url: str) -> optuna.Study:
     """Load a study by name, or say which studies exist."""
-    storage = open_storage(storage_url)
+    storage = open_storage(storage_url, existing=True)
     names = list(optuna.get_all_study_names(storage))
     if name not in names:
         known = ", ".join(names) if names else "none yet; run `fedhpo tune` first"

@@ -18,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    frame = study_summaries(open_storage(args.storage))
+    frame = study_summaries(open_storage(args.storage, existing=True))
     if frame.empty and args.format == "table":
         console.print(f"no studies in {mask_url(args.storage)}")
         return 0

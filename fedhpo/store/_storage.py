@@ -71,6 +71,16 @@ def prepare_sqlite(url: str) -> None:
         conn.execute("PRAGMA journal_mode=WAL")
 
 
+def _require_file(url: str) -> None:
+    path = _sqlite_path(url)
+    if path is not None and not path.exists():
+        raise StudyError(
+            f"no study database at {str(path)!r} (nothing was created); check the path, or "
+            "make a study there with `fedhpo tune --space FILE --storage URL`",
+            key="--storage",
+        )
+
+
 @dataclass(frozen=True)
 class Liveness:
     """How a worker shows it is alive: a heartbeat every ``interval`` seconds; a RUNNING trial
@@ -93,6 +103,7 @@ def open_storage(
     *,
     liveness: Liveness | None = None,
     retry: RetryPolicy | None = None,
+    existing: bool = False,
 ) -> optuna.storages.BaseStorage:
     """An Optuna RDB storage for ``url`` (sqlite:///file.db or postgresql://...); a storage
     object (e.g. ``optuna.storages.InMemoryStorage()`` in a benchmark) is returned as is.
@@ -102,6 +113,8 @@ def open_storage(
     turns on heartbeats: trials of a killed worker are failed and queued again instead of
     running forever. ``retry``: calls that fail because the database is unreachable are
     retried with backoff (workers); without it they fail at once (commands that only read).
+    ``existing``: a SQLite file that does not exist is an error instead of a new, empty
+    database (commands that read a study: a mistyped path must not pass for "no studies").
     """
     if isinstance(url, optuna.storages.BaseStorage):
         return url
@@ -115,6 +128,8 @@ def open_storage(
         ) from None
     engine_kwargs: dict[str, Any] = {}
     if backend == "sqlite":
+        if existing:
+            _require_file(url)
         prepare_sqlite(url)
         engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
     else:

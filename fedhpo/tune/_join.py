@@ -34,7 +34,7 @@ class Joined:
 
 
 def _exists(storage: str, study: str) -> bool:
-    names = set(optuna.get_all_study_names(open_storage(storage)))
+    names = set(optuna.get_all_study_names(open_storage(storage, existing=True)))
     return study in names
 
 

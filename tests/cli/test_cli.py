@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from fedhpo.cli.main import main
+from fedhpo.store import open_storage
 from tests.helpers import BASE, LR_MU
 
 REPO = Path(__file__).resolve().parents[2]
@@ -184,8 +185,9 @@ def test_tune_with_bad_space_exits_2_and_creates_no_database(capsys, tmp_path, m
 
 def test_unknown_study_exits_2(capsys, tmp_path) -> None:
     storage = f"sqlite:///{tmp_path / 'x.db'}"
+    open_storage(storage)  # an existing database without that study
     code, _, err = run_cli(capsys, "leaderboard", "nope", "--storage", storage)
-    assert code == 2 and "no study 'nope'" in err
+    assert code == 2 and "no study 'nope'" in err and "studies: none yet" in err
 
 
 def test_plugin_server_optimizer_is_usable_from_yaml(capsys, tmp_path, monkeypatch) -> None:
@@ -310,3 +312,18 @@ def test_bad_numbers_on_the_command_line_exit_2_before_anything_is_written(
     assert exit_.value.code == 2, err
     assert fragment in err and "Traceback" not in err, err
     assert not db.exists()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["studies"], ["leaderboard", "s"], ["best", "s"], ["report", "s"], ["report", "--compare", "s"],
+     ["worker", "--study", "s", "--trials", "1"]],
+)  # fmt: skip
+def test_commands_that_read_a_study_never_create_a_database(capsys, tmp_path, command):
+    # a mistyped --storage path used to be created as an empty database, then reported as
+    # holding no studies: the user never learnt that the path was wrong
+    db = tmp_path / "typo.db"
+    code, _, err = run_cli(capsys, *command, "--storage", f"sqlite:///{db}")
+    assert code == 2 and "Traceback" not in err
+    assert f"no study database at {str(db)!r}" in err and "`--storage`" in err
+    assert not db.exists() and list(tmp_path.iterdir()) == []
