@@ -74,3 +74,7 @@ class DataError(FedhpoError):
 
 class StudyError(FedhpoError):
     """A study cannot be opened, found or used as asked."""
+
+
+class OutputError(FedhpoError):
+    """An output path (a run's folder, a report's folder, an exported config) cannot be written."""

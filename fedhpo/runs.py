@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from fedhpo import __version__
+from fedhpo._outputs import out_folder, writing_error
 from fedhpo.config import RunConfig, dump_config
 from fedhpo.sim.engine import RoundCallback, run_simulation
 from fedhpo.sim.result import SimulationResult
@@ -25,7 +26,10 @@ def run(
     callbacks: Sequence[RoundCallback] = (),
 ) -> SimulationResult:
     """Run ``config`` and, when ``out`` is given, write ``result.json``, the resolved
-    ``config.yaml`` and the final weights ``model.pt`` there (also after Ctrl-C)."""
+    ``config.yaml`` and the final weights ``model.pt`` there (also after Ctrl-C). An ``out``
+    that cannot be made (a file is in the way) is an OutputError before the run starts."""
+    if out is not None:
+        out_folder(out)
     result = run_simulation(config, callbacks=callbacks)
     if out is not None:
         save_run(config, result, Path(out))
@@ -34,6 +38,13 @@ def run(
 
 def save_run(config: RunConfig, result: SimulationResult, out: Path) -> None:
     """Write a run's outputs to ``out`` (created if missing)."""
+    try:
+        _write_run(config, result, out)
+    except OSError as exc:
+        raise writing_error(exc.filename or out, exc) from None
+
+
+def _write_run(config: RunConfig, result: SimulationResult, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     payload = {
         "fedhpo_version": __version__,

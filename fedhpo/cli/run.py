@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from fedhpo._outputs import out_folder
 from fedhpo.cli._common import RoundProgress, add_config_args, console, load_args_plugins
 from fedhpo.config import load_config
 from fedhpo.runs import RESULT_FILE, run
@@ -20,6 +21,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     load_args_plugins(args)
     config = load_config(args.config, args.overrides)
+    if args.out:
+        out_folder(args.out)  # before the progress bar: nothing shown for a run never started
     with RoundProgress(config.federation.rounds) as bar:
         result = run(config, args.out, callbacks=[bar])
     console.print(

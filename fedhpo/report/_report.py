@@ -9,6 +9,7 @@ from pathlib import Path
 import optuna
 import plotly.offline
 
+from fedhpo._outputs import out_folder, writing_error
 from fedhpo.report import _figures as figs
 from fedhpo.report._data import (
     ComparisonData,
@@ -56,7 +57,8 @@ def default_out_dir(study_name: str) -> Path:
 
 def default_comparison_dir(study_names: Sequence[str]) -> Path:
     """``reports/compare-<a>-<b>...``."""
-    return REPORTS_DIR / safe_folder_name("compare-" + "-".join(study_names), "compare")
+    parts = ["compare", *(safe_folder_name(name) for name in study_names)]
+    return REPORTS_DIR / safe_folder_name("-".join(parts), "compare")
 
 
 def _time_sections(study: optuna.Study) -> list[Section]:
@@ -260,7 +262,14 @@ def _studies_table(studies: Sequence[optuna.Study], data: ComparisonData) -> str
 
 def write_page(out_dir: str | Path, text: str) -> Path:
     """Write ``index.html`` with ``text`` and a local ``plotly.min.js`` to ``out_dir``."""
-    out = Path(out_dir)
+    out = out_folder(out_dir)
+    try:
+        return _write_files(out, text)
+    except OSError as exc:
+        raise writing_error(exc.filename or out, exc) from None
+
+
+def _write_files(out: Path, text: str) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     js = plotly.offline.get_plotlyjs().encode("utf-8")
     target = out / PLOTLY_JS
@@ -276,7 +285,8 @@ def write_page(out_dir: str | Path, text: str) -> Path:
 def write_report(study: optuna.Study, out_dir: str | Path | None = None) -> Path:
     """Write ``index.html`` and ``plotly.min.js`` to ``out_dir`` (default
     ``reports/<safe study name>``); returns the index path. Opens offline."""
-    return write_page(out_dir or default_out_dir(study.study_name), report_html(study))
+    out = out_folder(out_dir or default_out_dir(study.study_name))  # before the work
+    return write_page(out, report_html(study))
 
 
 def write_comparison(studies: Sequence[optuna.Study], out_dir: str | Path | None = None) -> Path:
@@ -284,4 +294,5 @@ def write_comparison(studies: Sequence[optuna.Study], out_dir: str | Path | None
     if not studies:
         raise ValueError("write_comparison needs at least one study")
     names = [s.study_name for s in studies]
-    return write_page(out_dir or default_comparison_dir(names), comparison_html(studies))
+    out = out_folder(out_dir or default_comparison_dir(names))
+    return write_page(out, comparison_html(studies))

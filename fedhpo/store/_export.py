@@ -7,6 +7,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from fedhpo._outputs import out_file, writing_error
 from fedhpo.config import RunConfig, config_from_dict, dump_config
 from fedhpo.errors import StudyError
 from fedhpo.store import records as rec
@@ -54,6 +55,7 @@ def best_config(study: optuna.Study, number: int | None = None) -> RunConfig:
 
 def export_best(study: optuna.Study, out: str | Path, number: int | None = None) -> RunConfig:
     """Write the best config as YAML to ``out``; ``fedhpo run out`` accepts it unchanged."""
+    path = out_file(out, example="best.yaml")
     config = best_config(study, number)
     trial = best_trial(study, number)
     header = (
@@ -61,9 +63,11 @@ def export_best(study: optuna.Study, out: str | Path, number: int | None = None)
         f"{_evidence(study, trial)}, at full fidelity.\n"
         f"# Reproduce with: fedhpo run {out}\n"
     )
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(header + dump_config(config), encoding="utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(header + dump_config(config), encoding="utf-8")
+    except OSError as exc:
+        raise writing_error(path, exc) from None
     return config
 
 

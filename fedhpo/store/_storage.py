@@ -67,8 +67,22 @@ def prepare_sqlite(url: str) -> None:
             f"folder {str(path.parent)!r} does not exist; create it or give another --storage",
             key="--storage",
         )
-    with sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S) as conn:
-        conn.execute("PRAGMA journal_mode=WAL")
+    if path.is_dir():
+        raise StudyError(
+            f"{str(path)!r} is a folder; give a database file, e.g. {str(path / 'fedhpo.db')!r}",
+            key="--storage",
+        )
+    try:
+        with sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S) as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.DatabaseError as exc:
+        if "not a database" in str(exc):
+            raise StudyError(
+                f"{str(path)!r} is not a SQLite database; give a study database made by "
+                "`fedhpo tune`, or a new file name",
+                key="--storage",
+            ) from None
+        raise StudyError(f"cannot open {str(path)!r}: {exc}", key="--storage") from None
 
 
 def _require_file(url: str) -> None:
