@@ -8,6 +8,7 @@ from fedhpo._outputs import out_folder
 from fedhpo.cli._common import RoundProgress, add_config_args, console, load_args_plugins
 from fedhpo.config import load_config
 from fedhpo.runs import RESULT_FILE, run
+from fedhpo.sim.names import check_names
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -21,8 +22,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     load_args_plugins(args)
     config = load_config(args.config, args.overrides)
+    check_names(config)  # before the progress bar: nothing is shown for a run never started
     if args.out:
-        out_folder(args.out)  # before the progress bar: nothing shown for a run never started
+        out_folder(args.out)
     with RoundProgress(config.federation.rounds) as bar:
         result = run(config, args.out, callbacks=[bar])
     console.print(

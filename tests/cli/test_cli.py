@@ -327,3 +327,11 @@ def test_commands_that_read_a_study_never_create_a_database(capsys, tmp_path, co
     assert code == 2 and "Traceback" not in err
     assert f"no study database at {str(db)!r}" in err and "`--storage`" in err
     assert not db.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_unknown_names_stop_a_run_before_its_progress_bar(capsys, tmp_path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("data: {name: nosuch}\n")
+    code, out, err = run_cli(capsys, "run", str(path))
+    assert code == 2 and "unknown dataset 'nosuch'" in err
+    assert out == ""  # no "rounds 0/200" bar for a run that never started
