@@ -3,7 +3,7 @@ paper check, search throughput."""
 
 from fedhpo.bench._async import AsyncReport, ScheduleFigures, async_configs, run_async_bench
 from fedhpo.bench._fedprox import FedProxArm, arm_config, run_fedprox_check, summarize
-from fedhpo.bench._tune import TuneFigures, run_tune_bench
+from fedhpo.bench._tune import DEMO_SPACE, TuneFigures, run_tune_bench
 from fedhpo.bench._workload import (
     TrainerFigures,
     WorkloadReport,
@@ -14,6 +14,7 @@ from fedhpo.bench._workload import (
 )
 
 __all__ = [
+    "DEMO_SPACE",
     "AsyncReport",
     "FedProxArm",
     "ScheduleFigures",

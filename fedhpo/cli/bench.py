@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 
 from fedhpo.bench import (
+    DEMO_SPACE,
     AsyncReport,
     WorkloadReport,
     run_async_bench,
@@ -20,7 +21,6 @@ from fedhpo.bench import (
     summarize,
     time_config,
 )
-from fedhpo.bench._tune import DEMO_SPACE
 from fedhpo.cli._common import at_least
 from fedhpo.config import load_config
 from fedhpo.errors import FedhpoError

@@ -24,8 +24,7 @@ from fedhpo.cli._study_args import (
 )
 from fedhpo.store import mask_url
 from fedhpo.store import records as rec
-from fedhpo.tune import join_study, run_worker
-from fedhpo.tune._worker import identity
+from fedhpo.tune import identity, join_study, run_worker
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

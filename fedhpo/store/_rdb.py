@@ -12,7 +12,7 @@ import sqlalchemy
 from optuna.storages._rdb import models  # the trials table; stable across Optuna 5.x
 from optuna.trial import TrialState
 
-from fedhpo.store._retry import RetryPolicy, call_with_retry
+from fedhpo.store.retry import RetryPolicy, call_with_retry
 
 # The backend methods that run one transaction each (the others call these), including the
 # private ones Optuna's trial cache calls; each is retried when the database is unreachable.

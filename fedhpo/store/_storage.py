@@ -14,9 +14,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from fedhpo.errors import StudyError
-from fedhpo.store._budget import RetryTrial
 from fedhpo.store._rdb import FedhpoStorage
-from fedhpo.store._retry import RetryPolicy
+from fedhpo.store.budget import RetryTrial
+from fedhpo.store.retry import RetryPolicy
 
 DEFAULT_STORAGE = "sqlite:///fedhpo.db"
 SQLITE_BUSY_TIMEOUT_S = 120

@@ -41,6 +41,7 @@ from fedhpo.tune._runner import (
     start_budget,
     wants_calibration,
 )
+from fedhpo.tune._worker import identity
 
 __all__ = [
     "FidelityCheck",
@@ -54,6 +55,7 @@ __all__ = [
     "cached_dataset",
     "check_runnable",
     "full_config",
+    "identity",
     "join_study",
     "make_pruner",
     "make_sampler",

@@ -25,7 +25,7 @@ from fedhpo.sim.data import FederatedDataset
 from fedhpo.sim.sampling import sample_cohort
 from fedhpo.space import SearchSpace
 from fedhpo.store import records as rec
-from fedhpo.store._budget import load_budget
+from fedhpo.store.budget import load_budget
 from fedhpo.tune._calibrate import design
 from fedhpo.tune._fidelity import full_config
 

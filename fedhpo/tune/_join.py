@@ -16,8 +16,8 @@ from fedhpo.errors import StudyError
 from fedhpo.space import SearchSpace
 from fedhpo.store import Liveness, RetryPolicy, open_storage
 from fedhpo.store import records as rec
-from fedhpo.store._budget import Budget, load_budget, save_budget, used
-from fedhpo.store._lock import StudyLock
+from fedhpo.store.budget import Budget, load_budget, save_budget, used
+from fedhpo.store.lock import StudyLock
 from fedhpo.tune._checks import check_runnable
 from fedhpo.tune._objective import cached_dataset
 from fedhpo.tune._runner import TuneOptions, create_or_resume, work

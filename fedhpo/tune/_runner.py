@@ -21,9 +21,9 @@ from fedhpo.sim.threads import set_threads
 from fedhpo.space import SearchSpace, grid_search_space
 from fedhpo.store import Liveness, RetryPolicy, open_storage
 from fedhpo.store import records as rec
-from fedhpo.store._budget import Budget, load_budget, retried, save_budget, used
-from fedhpo.store._lock import StudyLock
-from fedhpo.store._retry import warn
+from fedhpo.store.budget import Budget, load_budget, retried, save_budget, used
+from fedhpo.store.lock import StudyLock
+from fedhpo.store.retry import warn
 from fedhpo.tune._baseline import ORIGIN, base_point
 from fedhpo.tune._calibrate import POINTS, check_fidelity, design
 from fedhpo.tune._factories import make_sampler

@@ -11,7 +11,7 @@ from types import FrameType
 
 import optuna
 
-from fedhpo.store._retry import warn
+from fedhpo.store.retry import warn
 
 
 class Stopper:

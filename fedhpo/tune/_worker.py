@@ -21,7 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from fedhpo.errors import StudyError
 from fedhpo.store import records as rec
-from fedhpo.store._budget import (
+from fedhpo.store.budget import (
     Budget,
     RetryTrial,
     load_budget,
@@ -30,8 +30,8 @@ from fedhpo.store._budget import (
     save_budget,
     used,
 )
-from fedhpo.store._lock import StudyLock
-from fedhpo.store._retry import first_line, is_transient, warn
+from fedhpo.store.lock import StudyLock
+from fedhpo.store.retry import first_line, is_transient, warn
 from fedhpo.tune._signals import Heartbeat, Stopper
 
 #: ``on_trial(study, trial)`` after each trial this worker finished.

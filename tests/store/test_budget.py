@@ -7,7 +7,7 @@ from optuna.trial import TrialState
 
 from fedhpo.store import open_storage
 from fedhpo.store import records as rec
-from fedhpo.store._budget import Budget, RetryTrial, retried, used
+from fedhpo.store.budget import Budget, RetryTrial, retried, used
 
 
 def test_a_retry_takes_over_the_failed_trials_place(tmp_path) -> None:

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from fedhpo.store import RetryPolicy
-from fedhpo.store._retry import call_with_retry, is_transient
+from fedhpo.store.retry import call_with_retry, is_transient
 
 FAST = RetryPolicy(total=0.2, first=0.01, cap=0.05)
 

@@ -18,7 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from fedhpo.sim import models
 from fedhpo.store import records as rec
-from fedhpo.store._budget import retried, used
+from fedhpo.store.budget import retried, used
 from tests.helpers import BASE, LR_MU
 
 FEDHPO = [sys.executable, "-m", "fedhpo.cli.main"]

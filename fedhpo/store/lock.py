@@ -14,8 +14,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from fedhpo.errors import StudyError
-from fedhpo.store._retry import RetryPolicy, call_with_retry, first_line
 from fedhpo.store._storage import mask_url
+from fedhpo.store.retry import RetryPolicy, call_with_retry, first_line
 
 
 def lock_key(study: str) -> int:
