@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.console import Console
 
+from fedhpo._outputs import out_folder
 from fedhpo.bench import (
     DEMO_SPACE,
     AsyncReport,
@@ -225,6 +226,9 @@ def _quality(args: argparse.Namespace, log: Any) -> int:
             PROBLEMS[next(iter(args.problems or PROBLEMS))].with_budget(args.budget)
         except ValueError as exc:
             raise FedhpoError(f"{exc}, such as 10 or 20", key="--budget") from None
+    out_folder(args.cache, key="--cache")  # before the grid's hour of runs
+    if args.out:
+        out_folder(args.out)
     report = run_quality(
         args.problems or list(PROBLEMS),
         range(args.tuner_seeds),

@@ -85,3 +85,18 @@ def test_the_study_database_is_still_a_database(study: str, tmp_path: Path) -> N
     # the checks above must not have touched the real one
     with sqlite3.connect(tmp_path / "s.db") as conn:
         assert conn.execute("select count(*) from studies").fetchone()[0] == 1
+
+
+@pytest.mark.parametrize("flag", ["--out", "--cache"])
+def test_quality_bench_into_a_file_fails_before_any_run(capsys, tmp_path, monkeypatch, flag):
+    # the grid behind it takes an hour: a path it cannot write must stop it first
+    import fedhpo.bench.quality
+
+    def no_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the benchmark started although it cannot write its output")
+
+    monkeypatch.setattr(fedhpo.bench.quality, "run_quality", no_run)
+    (tmp_path / "taken").write_text("mine\n")
+    argv = ["bench", "--workload", "quality", "--problems", "lr_mu", flag, str(tmp_path / "taken")]
+    code, text = _cli(capsys, *argv)
+    assert code == 2 and f"`{flag}`" in text and "is a file" in text, text
