@@ -86,5 +86,8 @@ def main(args: argparse.Namespace) -> int:
     stop = f"stopped by {report.interrupted}; " if report.interrupted else ""
     if report.requeued:
         stop += f"trial {report.requeued[0]} failed and was queued again; "
+    if not report.states and not report.interrupted:  # say why, rather than "ran 0 trial(s)"
+        console.print(f"worker done: ran no trial: the study's budget ({budget}) is used")
+        return 0
     console.print(f"worker done: {stop}ran {len(report.states)} trial(s) ({summary})")
     return 0

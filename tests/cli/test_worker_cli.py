@@ -93,7 +93,7 @@ def test_create_only_then_workers_share_the_budget(capsys, tmp_path, monkeypatch
     assert code == 0, err
     assert "ran 3 trial(s)" in out and "budget over all workers: 3 trials" in out
     code, out, _ = run_cli(capsys, "worker", "--study", "sp")  # the budget is used up
-    assert code == 0 and "ran 0 trial(s)" in out
+    assert code == 0 and "ran no trial: the study's budget (3 trials) is used" in out
     trials = _trials(tmp_path)
     assert len(trials) == 3 and all(t.state == TrialState.COMPLETE for t in trials)
     assert all(t.user_attrs[rec.WORKER]["pid"] > 0 for t in trials)
