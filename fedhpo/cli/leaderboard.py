@@ -32,8 +32,12 @@ def main(args: argparse.Namespace) -> int:
     if board.empty:
         console.print(f"study {args.study!r} has no complete trial yet")
     else:
-        title = "Pareto front" if len(study.directions) > 1 else f"Top {len(board)} trials"
-        print_frame(board, "table", title=f"{title} of {args.study}")
+        title = f"Top {len(board)} trials of {args.study}"
+        if "front" in board:
+            on_front = len(study.best_trials)
+            trials = "trial" if on_front == 1 else "trials"
+            title = f"{title} by Pareto front ({on_front} {trials} on front 1, the Pareto front)"
+        print_frame(board, "table", title=title)
         note = leader_note(board)
         if note:
             console.print(note, markup=False, highlight=False)

@@ -225,7 +225,7 @@ def leaderboard_data(study: optuna.Study, top: int = LEADERBOARD_TOP) -> Leaderb
     """The store's leaderboard (top ``top``), the best trial's params, the other trials."""
     board = leaderboard(study, top=top)
     multi = len(study.directions) > 1
-    title = "Pareto front" if multi else f"Top {len(board)} complete trials"
+    title = f"Top {len(board)} complete trials" + (" by Pareto front" if multi else "")
     best = best_trial_number(study)
     params: dict[str, Any] = {}
     if best is not None:

@@ -2,7 +2,13 @@
 
 from fedhpo.store import records
 from fedhpo.store._export import best_config, best_trial, export_best
-from fedhpo.store._leaderboard import leaderboard, other_trials, running_trials, study_summaries
+from fedhpo.store._leaderboard import (
+    leaderboard,
+    other_trials,
+    pareto_fronts,
+    running_trials,
+    study_summaries,
+)
 from fedhpo.store._storage import DEFAULT_STORAGE, Liveness, mask_url, open_storage
 from fedhpo.store.retry import RetryPolicy
 
@@ -18,6 +24,7 @@ __all__ = [
     "open_storage",
     "records",
     "other_trials",
+    "pareto_fronts",
     "running_trials",
     "study_summaries",
 ]

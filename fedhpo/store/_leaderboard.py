@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
@@ -27,7 +28,9 @@ def _row(trial: optuna.trial.FrozenTrial, names: list[str]) -> dict[str, Any]:
 
 
 def leaderboard(study: optuna.Study, top: int | None = None) -> pd.DataFrame:
-    """Complete trials, best first. Multi-objective studies list their Pareto front.
+    """Complete trials, best first. Multi-objective studies list every complete trial by
+    Pareto front (column ``front``: 1 is the Pareto front, 2 the front once it is removed,
+    and so on), best first on the first objective within a front.
 
     Where promotion ran, promoted trials come first, ranked by the mean of their
     full-fidelity scores (``promoted_mean``, ``promoted_std``, ``promoted_seeds``); a pruned
@@ -43,8 +46,10 @@ def leaderboard(study: optuna.Study, top: int | None = None) -> pd.DataFrame:
     names = [o["metric"] for o in objs]
     promoted = rec.promotions(study)
     ahead: dict[int, tuple[int, float]] = {}
+    fronts: dict[int, int] = {}
     if len(objs) > 1:
-        trials = sorted(study.best_trials, key=lambda t: t.number)
+        trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        fronts = pareto_fronts(trials, [o["direction"] for o in objs])
     else:
         # a pruned trial that promotion re-ran (the base config) has full-fidelity results
         states = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -70,6 +75,12 @@ def leaderboard(study: optuna.Study, top: int | None = None) -> pd.DataFrame:
         frame["promoted_seeds"] = frame["trial"].map(
             lambda n: len(promoted.get(n, {}).get("values", [])) or None
         )
+    if fronts:
+        frame.insert(1, "front", frame["trial"].map(fronts))
+        ascending = objs[0]["direction"] == "minimize"
+        frame = frame.sort_values(
+            ["front", names[0], "trial"], ascending=[True, ascending, True], kind="stable"
+        )
     if len(objs) == 1:
         ascending = objs[0]["direction"] == "minimize"
         frame["_behind"] = ~frame["trial"].isin(list(ahead))
@@ -83,6 +94,29 @@ def leaderboard(study: optuna.Study, top: int | None = None) -> pd.DataFrame:
     frame.insert(0, "rank", range(1, len(frame) + 1))
     frame = frame.reset_index(drop=True)
     return frame.head(top) if top else frame
+
+
+def pareto_fronts(trials: list[FrozenTrial], directions: list[str]) -> dict[int, int]:
+    """Trial number -> its Pareto front (1 = non-dominated; k = non-dominated once fronts
+    1..k-1 are removed); trials with a missing or non-finite value come last."""
+    signs = np.array([1.0 if d == "maximize" else -1.0 for d in directions])
+    scored = [t for t in trials if t.values and all(math.isfinite(v) for v in t.values)]
+    values = np.array([t.values for t in scored], dtype=float).reshape(len(scored), -1) * signs
+    # beats[i, j]: trial i is at least as good as j on every objective and better on one
+    at_least = (values[:, None, :] >= values[None, :, :]).all(axis=-1)
+    better = (values[:, None, :] > values[None, :, :]).any(axis=-1)
+    beats = at_least & better
+    front = np.zeros(len(scored), dtype=int)
+    left = np.ones(len(scored), dtype=bool)
+    k = 0
+    while left.any():
+        k += 1
+        beaten = beats[np.ix_(left, left)].any(axis=0)
+        now = np.flatnonzero(left)[~beaten]
+        front[now] = k
+        left[now] = False
+    out = {t.number: int(f) for t, f in zip(scored, front, strict=True)}
+    return out | {t.number: k + 1 for t in trials if t.number not in out}
 
 
 def _ahead_when_stopped(

@@ -116,3 +116,42 @@ def test_the_promoted_base_config_can_be_the_best_trial() -> None:
     )
     assert list(leaderboard(study)["trial"]) == [0, 1]
     assert best_trial(study).number == 0
+
+
+def _multi(points: list[tuple[float, float]]) -> optuna.Study:
+    """Complete trials with (val_accuracy, sim_seconds) ``points``, maximized / minimized."""
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.set_user_attr(
+        rec.OBJECTIVES,
+        [
+            {"metric": "val_accuracy", "direction": "maximize"},
+            {"metric": "sim_seconds", "direction": "minimize"},
+        ],
+    )
+    for i, values in enumerate(points):
+        study.add_trial(
+            create_trial(
+                state=TrialState.COMPLETE,
+                values=list(values),
+                params={"x": i / len(points)},
+                distributions={"x": FloatDistribution(0.0, 1.0)},
+            )
+        )
+    return study
+
+
+def test_multi_objective_leaderboard_lists_every_complete_trial_by_pareto_front() -> None:
+    # a dominated trial used to be on no list at all, not even with --all
+    study = _multi([(0.80, 100.0), (0.70, 50.0), (0.75, 120.0), (0.60, 60.0), (0.90, 300.0),
+                    (0.70, 50.0), (0.50, 200.0)])  # fmt: skip
+    board = leaderboard(study)
+    assert sorted(board["trial"]) == list(range(7))
+    fronts = dict(zip(board["trial"], board["front"], strict=True))
+    # front 1: 0, 1, 4 and 5 (5 ties with 1: neither dominates); 2 and 3 are dominated only
+    # by front 1; 6 by 3 as well
+    assert fronts == {0: 1, 1: 1, 4: 1, 5: 1, 2: 2, 3: 2, 6: 3}
+    assert {t.number for t in study.best_trials} == {n for n, f in fronts.items() if f == 1}
+    assert list(board["front"]) == sorted(board["front"])  # front by front
+    # within a front, best first on the first objective; rank is the row's place
+    assert list(board["trial"][:4]) == [4, 0, 1, 5] and list(board["rank"]) == list(range(1, 8))
+    assert list(leaderboard(study, top=2)["trial"]) == [4, 0]
