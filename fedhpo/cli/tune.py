@@ -22,7 +22,14 @@ from fedhpo.cli._format import leader_note, print_frame
 from fedhpo.cli._study_args import add_storage_arg, add_worker_args, liveness_from, retry_from
 from fedhpo.report import safe_folder_name
 from fedhpo.space import SearchSpace
-from fedhpo.store import DEFAULT_STORAGE, leaderboard, mask_url, other_trials, records
+from fedhpo.store import (
+    DEFAULT_STORAGE,
+    check_study_name,
+    leaderboard,
+    mask_url,
+    other_trials,
+    records,
+)
 from fedhpo.tune import cached_dataset, check_runnable, run_costs, tune
 
 
@@ -76,7 +83,8 @@ def main(args: argparse.Namespace) -> int:
     trials, budget = args.trials, args.budget
     if trials is None and budget is None:
         trials, budget = space.tuner.trials, space.tuner.budget
-    study_name = args.study or Path(space.source).stem
+    study_name = args.study if args.study is not None else Path(space.source).stem
+    check_study_name(study_name)  # before the plan is printed
     if args.create_only:
         return _create_only(args, space, study_name, trials, budget)
     plan = [f"{trials} trials" if trials else "", f"budget {budget:g} full runs" if budget else ""]

@@ -9,7 +9,13 @@ from fedhpo.store._leaderboard import (
     running_trials,
     study_summaries,
 )
-from fedhpo.store._storage import DEFAULT_STORAGE, Liveness, mask_url, open_storage
+from fedhpo.store._storage import (
+    DEFAULT_STORAGE,
+    Liveness,
+    check_study_name,
+    mask_url,
+    open_storage,
+)
 from fedhpo.store.retry import RetryPolicy
 
 __all__ = [
@@ -18,6 +24,7 @@ __all__ = [
     "RetryPolicy",
     "best_config",
     "best_trial",
+    "check_study_name",
     "export_best",
     "leaderboard",
     "mask_url",

@@ -47,6 +47,24 @@ def _masked(text: str, url: str) -> str:
     return text.replace(str(password), "***") if password else text
 
 
+#: Optuna's study-name column (``String(512)``): PostgreSQL refuses a longer name.
+MAX_STUDY_NAME = 512
+
+
+def check_study_name(name: str) -> None:
+    """StudyError unless ``name`` can name a study in every storage and be printed as one
+    line: 1 to 512 characters, no line break or other control character."""
+    if not name:
+        problem = "is empty"
+    elif len(name) > MAX_STUDY_NAME:
+        problem = f"has {len(name)} characters; at most {MAX_STUDY_NAME} fit in a study database"
+    elif not all(c.isprintable() or c == " " for c in name):
+        problem = "has a line break or control character"
+    else:
+        return
+    raise StudyError(f"the study name {name[:40]!r} {problem}; give another", key="--study")
+
+
 def _sqlite_path(url: str) -> Path | None:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or not parsed.database:

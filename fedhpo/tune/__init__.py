@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 
 from fedhpo.errors import StudyError
 from fedhpo.space import SearchSpace, load_space
-from fedhpo.store import DEFAULT_STORAGE, Liveness, RetryPolicy, open_storage
+from fedhpo.store import DEFAULT_STORAGE, Liveness, RetryPolicy, check_study_name, open_storage
 from fedhpo.store import records as rec
 from fedhpo.tune._budget import RunCosts, run_costs, run_steps, spent_steps
 from fedhpo.tune._calibrate import FidelityCheck, check_fidelity
@@ -104,6 +104,8 @@ def tune(
         budget=budget, trials=trials, jobs=jobs, timeout=timeout, promote_top=promote_top,
         seeds=seeds,
     )  # fmt: skip
+    if study is not None:
+        check_study_name(study)  # before the data is built
     if not isinstance(space, SearchSpace):
         space = load_space(space)
     check_runnable(space)
@@ -114,7 +116,7 @@ def tune(
         trials, budget = space.tuner.trials, space.tuner.budget
     promote_top = space.tuner.promote or 0 if promote_top is None else promote_top
     seeds = space.tuner.seeds if seeds is None else seeds
-    name = study or Path(space.source).stem
+    name = study if study is not None else Path(space.source).stem
     opts = TuneOptions(
         storage=storage,
         study=name,

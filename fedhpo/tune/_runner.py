@@ -19,7 +19,7 @@ from fedhpo.plugins import load_plugins
 from fedhpo.sim.sampling import derive_seed
 from fedhpo.sim.threads import set_threads
 from fedhpo.space import SearchSpace, grid_search_space
-from fedhpo.store import Liveness, RetryPolicy, open_storage
+from fedhpo.store import Liveness, RetryPolicy, check_study_name, open_storage
 from fedhpo.store import records as rec
 from fedhpo.store.budget import Budget, load_budget, retried, save_budget, used
 from fedhpo.store.lock import StudyLock
@@ -73,6 +73,7 @@ def create_or_resume(space: SearchSpace, opts: TuneOptions) -> optuna.Study:
 
     Under the study lock: two workers starting at once create (and enqueue) it once.
     """
+    check_study_name(opts.study)
     storage = open_storage(opts.storage)  # an unreachable database is one clear error here
     with StudyLock(opts.storage, opts.study).held():
         return _create_or_resume(space, opts, storage)

@@ -335,3 +335,25 @@ def test_unknown_names_stop_a_run_before_its_progress_bar(capsys, tmp_path) -> N
     code, out, err = run_cli(capsys, "run", str(path))
     assert code == 2 and "unknown dataset 'nosuch'" in err
     assert out == ""  # no "rounds 0/200" bar for a run that never started
+
+
+@pytest.mark.parametrize(
+    ("name", "fragment"),
+    [("", "is empty"), ("two\nlines", "line break or control character"),
+     ("a" * 513, "513 characters; at most 512")],
+)  # fmt: skip
+def test_unusable_study_names_exit_2_before_any_database(capsys, tmp_path, monkeypatch, name,
+                                                         fragment) -> None:  # fmt: skip
+    # a 600-character name was a StorageInternalError traceback on PostgreSQL; '' silently
+    # became the space file's name; a name with a line break broke every command printed
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "base.yaml").write_text(BASE)
+    (tmp_path / "sp.yaml").write_text("base: base.yaml\nparams:\n" + LR_MU)
+    for command in (["tune", "--space", "sp.yaml"], ["worker", "--space", "sp.yaml"]):
+        code, _, err = run_cli(capsys, *command, "--study", name, "--trials", "1")
+        assert code == 2 and "`--study`" in err and fragment in err, err
+        assert "Traceback" not in err and err.count("\n") == 1
+    assert not (tmp_path / "fedhpo.db").exists()
+    code, out, err = run_cli(capsys, "tune", "--space", "sp.yaml", "--study", "a" * 512,
+                             "--trials", "1", "--create-only")  # fmt: skip
+    assert code == 0, err
