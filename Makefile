@@ -41,4 +41,4 @@ typecheck: $(STAMP)
 	$(BIN)/mypy fedhpo
 
 clean:
-	rm -rf runs reports/*/ fedhpo.db *.db-journal .pytest_cache
+	rm -rf runs reports/*/ fedhpo.db fedhpo.db-wal fedhpo.db-shm fedhpo.db.lock *.db-journal configs/best_*.yaml .pytest_cache
