@@ -517,3 +517,22 @@ def test_read_idx_any_bytes_gives_an_array_or_a_clean_error(tmp_path, payload, z
     path.write_bytes(gzip.compress(payload) if zipped else payload)
     with contextlib.suppress(DataError):
         assert isinstance(read_idx(path), np.ndarray)
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [("idx", {"path": "data/fmnist"}), ("csv", {"path": "data/t.csv"}),
+     ("leaf", {"path": "data/femnist"})],
+)  # fmt: skip
+def test_a_missing_relative_path_names_the_working_directory(tmp_path, monkeypatch, name,
+                                                             options) -> None:  # fmt: skip
+    # `fedhpo run /elsewhere/configs/fmnist_cnn.yaml` from another folder said only
+    # "../shared/data/fashion_mnist is not a folder"; relative paths are read from the
+    # working directory, which the message now names
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError) as caught:
+        build(name, **options)
+    assert f"relative to the working directory {tmp_path}" in str(caught.value)
+    with pytest.raises(DataError) as caught:
+        build(name, path=str(tmp_path / options["path"]))
+    assert "working directory" not in str(caught.value)  # an absolute path says nothing more

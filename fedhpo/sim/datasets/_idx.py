@@ -11,7 +11,7 @@ import numpy as np
 
 from fedhpo.errors import DataError
 from fedhpo.sim.data import ArrayData
-from fedhpo.sim.datasets._registry import register_dataset
+from fedhpo.sim.datasets._registry import register_dataset, relative_note
 
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _IDX_FILES = (
@@ -92,7 +92,8 @@ def idx(*, seed: int, path: str, normalize: bool = True) -> ArrayData:
     folder = Path(path)
     if not folder.is_dir():
         raise DataError(
-            f"{folder} is not a folder; give the folder holding {', '.join(_IDX_FILES)}",
+            f"{folder}{relative_note(folder)} is not a folder; give the folder holding "
+            f"{', '.join(_IDX_FILES)}",
             key="data.options.path",
         )
     files = [_idx_file(folder, name) for name in _IDX_FILES]

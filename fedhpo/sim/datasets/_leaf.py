@@ -10,7 +10,7 @@ import numpy as np
 
 from fedhpo.errors import DataError
 from fedhpo.sim.data import ArrayData
-from fedhpo.sim.datasets._registry import _option, register_dataset
+from fedhpo.sim.datasets._registry import _option, register_dataset, relative_note
 
 
 def _leaf_dirs(path: str | None, train_path: str | None, test_path: str | None) -> list[Path]:
@@ -74,7 +74,8 @@ def _leaf_read(folder: Path) -> tuple[list[str], list[np.ndarray], list[np.ndarr
     files = sorted(folder.glob("*.json")) if folder.is_dir() else []
     if not files:
         raise DataError(
-            f"no *.json files in {folder}; LEAF data needs train/ and test/ folders of JSON files",
+            f"no *.json files in {folder}{relative_note(folder)}; LEAF data needs train/ and "
+            "test/ folders of JSON files",
             key="data.options.path",
         )
     users, xs, ys = [], [], []

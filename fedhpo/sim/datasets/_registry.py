@@ -29,6 +29,13 @@ _REGISTRY: dict[str, Builder] = {}
 # ------------------------------------------------------------------------------ registry
 
 
+def relative_note(path: str | os.PathLike[str]) -> str:
+    """For an error about a data path: where a relative one was looked for ("" if absolute)."""
+    if os.path.isabs(path):
+        return ""
+    return f" (relative to the working directory {os.getcwd()})"
+
+
 def _qualname(fn: Callable[..., Any]) -> str:
     return f"{fn.__module__}.{fn.__qualname__}"
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from fedhpo.errors import DataError
 from fedhpo.sim.data import ArrayData, stream_rng
-from fedhpo.sim.datasets._registry import _option, register_dataset
+from fedhpo.sim.datasets._registry import _option, register_dataset, relative_note
 from fedhpo.sim.datasets._table_clean import (
     Table,
     check_clients,
@@ -48,7 +48,11 @@ def _read_table(path: str, header: bool, skiprows: int, key: str) -> Table:
 
     file = Path(path)
     if not file.is_file():
-        raise DataError(f"file not found; give a {_TABLE_SUFFIXES} file", source=path, key=key)
+        raise DataError(
+            f"file not found{relative_note(path)}; give a {_TABLE_SUFFIXES} file",
+            source=path,
+            key=key,
+        )
     if file.suffix.lower() in (".parquet", ".pq"):
         return Table(_read_parquet(file, key), path, key)
     try:
