@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import importlib
 import sys
+import traceback
 from collections.abc import Iterable
 
-from fedhpo.errors import ConfigError
+from fedhpo.errors import ConfigError, FedhpoError
 
 
 def load_plugins(modules: Iterable[str]) -> None:
@@ -27,4 +28,24 @@ def load_plugins(modules: Iterable[str]) -> None:
                     "(a .py file in the working directory or an installed package)",
                     key="--plugin",
                 ) from None
-            raise
+            raise _failed(name, exc) from None
+        except FedhpoError:
+            raise  # a registration mistake says what is wrong itself
+        except Exception as exc:  # the plugin's own bug: where, in one line
+            raise _failed(name, exc) from None
+
+
+def _failed(name: str, exc: Exception) -> ConfigError:
+    """The error for plugin ``name`` raising ``exc`` on import, with the file and line."""
+    if isinstance(exc, SyntaxError):
+        where = f"{exc.filename}:{exc.lineno}"
+        what = f"SyntaxError: {exc.msg}"
+    else:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if "<frozen" not in f.filename]
+        where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
+        what = f"{type(exc).__name__}: {exc}"
+    return ConfigError(
+        f"plugin module {name!r} failed on import at {where}: {what}; fix it (`python -c "
+        f"'import {name}'` shows the whole traceback)",
+        key="--plugin",
+    )

@@ -106,3 +106,24 @@ def test_a_module_is_imported_only_when_named(capsys, tmp_path, plugin) -> None:
     assert not (tmp_path / "imported.marker").exists()
     assert cli(capsys, "run", "c.yaml", "--plugin", plugin)[0] == 0
     assert (tmp_path / "imported.marker").read_text() == "yes"
+
+
+@pytest.mark.parametrize(
+    ("source", "fragment", "line"),
+    [("x = 1\nraise RuntimeError('boom')\n", "RuntimeError: boom", 2),
+     ("import no_such_dependency_of_fedhpo_plugin\n",
+      "ModuleNotFoundError: No module named 'no_such_dependency_of_fedhpo_plugin'", 1),
+     ("def broken(:\n", "SyntaxError", 1)],
+)  # fmt: skip
+def test_a_plugin_that_fails_on_import_is_one_line_naming_where(
+    capsys, tmp_path, monkeypatch, source, fragment, line
+) -> None:
+    # it was a traceback with exit code 1
+    monkeypatch.chdir(tmp_path)
+    name = f"broken_fedhpo_plugin_{line}_{len(source)}"
+    (tmp_path / f"{name}.py").write_text(source)
+    code, _, err = cli(capsys, "run", "--plugin", name)
+    assert code == 2 and "Traceback" not in err and err.count("\n") == 1, err
+    assert f"`--plugin`: plugin module {name!r} failed on import" in err
+    assert fragment in err and f"{name}.py:{line}" in err
+    sys.modules.pop(name, None)
