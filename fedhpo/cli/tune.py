@@ -25,6 +25,7 @@ from fedhpo.space import SearchSpace
 from fedhpo.store import (
     DEFAULT_STORAGE,
     check_study_name,
+    incomplete_summary,
     leaderboard,
     mask_url,
     other_trials,
@@ -133,11 +134,20 @@ def main(args: argparse.Namespace) -> int:
         f"{len(study.trials)} trials in the study: {complete} complete, "
         f"{counts.get('pruned', 0)} pruned, {counts.get('fail', 0)} failed"
     )
-    if not board.empty:
-        print_frame(board, "table", title=f"Top of {study_name}")
-        note = leader_note(board)
-        if note:
-            console.print(note, markup=False, highlight=False)
+    if board.empty:  # nothing to export: say why instead of suggesting `fedhpo best`
+        storage = "" if args.storage == DEFAULT_STORAGE else f" --storage {mask_url(args.storage)}"
+        console.print(
+            f"no trial completed, so there is nothing to export: {incomplete_summary(study)}\n"
+            f"next:\n  fedhpo leaderboard {shlex.quote(study_name)}{storage} --all",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        return 0
+    print_frame(board, "table", title=f"Top of {study_name}")
+    note = leader_note(board)
+    if note:
+        console.print(note, markup=False, highlight=False)
     console.print(_next_steps(args, study_name), markup=False, highlight=False, soft_wrap=True)
     return 0
 

@@ -3,6 +3,7 @@
 from fedhpo.store import records
 from fedhpo.store._export import best_config, best_trial, export_best
 from fedhpo.store._leaderboard import (
+    incomplete_summary,
     leaderboard,
     other_trials,
     pareto_fronts,
@@ -26,6 +27,7 @@ __all__ = [
     "best_trial",
     "check_study_name",
     "export_best",
+    "incomplete_summary",
     "leaderboard",
     "mask_url",
     "open_storage",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import optuna
@@ -11,7 +12,7 @@ from fedhpo._outputs import out_file, writing_error
 from fedhpo.config import RunConfig, config_from_dict, dump_config
 from fedhpo.errors import StudyError
 from fedhpo.store import records as rec
-from fedhpo.store._leaderboard import leaderboard
+from fedhpo.store._leaderboard import incomplete_summary, leaderboard
 
 
 def best_trial(study: optuna.Study, number: int | None = None) -> optuna.trial.FrozenTrial:
@@ -33,8 +34,12 @@ def best_trial(study: optuna.Study, number: int | None = None) -> optuna.trial.F
         )
     board = leaderboard(study, top=1)
     if board.empty:
+        name = study.study_name
+        if not study.get_trials(deepcopy=False):
+            raise StudyError(f"study {name!r} has no trial yet; run `fedhpo tune` first")
         raise StudyError(
-            f"study {study.study_name!r} has no complete trial yet; run `fedhpo tune` first"
+            f"study {name!r} has no complete trial: {incomplete_summary(study)}; "
+            f"`fedhpo leaderboard {shlex.quote(name)} --all` lists every reason"
         )
     # the first may be pruned: the base config re-run by promotion, or a trial the budget
     # stopped while ahead (see `leaderboard`)

@@ -180,6 +180,21 @@ def other_trials(study: optuna.Study) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def incomplete_summary(study: optuna.Study) -> str:
+    """How a study's trials ended when none is complete, e.g. ``2 pruned (trial 0: diverged:
+    non-finite training loss in round 1)``; ``no trial`` for an empty study."""
+    others = other_trials(study)
+    if others.empty:
+        return "no trial"
+    counts = others["state"].value_counts().to_dict()
+    text = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+    reasons = others[others["reason"] != ""]
+    if not reasons.empty:
+        first = reasons.iloc[0]
+        text += f" (trial {first['trial']}: {first['reason']})"
+    return text
+
+
 def running_trials(study: optuna.Study) -> pd.DataFrame:
     """Trials running now: which worker (host:pid) runs each, since when, rounds reported."""
     rows = [

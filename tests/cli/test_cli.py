@@ -357,3 +357,24 @@ def test_unusable_study_names_exit_2_before_any_database(capsys, tmp_path, monke
     code, out, err = run_cli(capsys, "tune", "--space", "sp.yaml", "--study", "a" * 512,
                              "--trials", "1", "--create-only")  # fmt: skip
     assert code == 0, err
+
+
+def test_a_search_whose_every_trial_diverged_says_so_and_suggests_no_export(
+    capsys, tmp_path, monkeypatch
+) -> None:
+    # it printed "next: fedhpo best ...", and `fedhpo best` then said "run `fedhpo tune`
+    # first", to a user who just had
+    monkeypatch.chdir(tmp_path)
+    base = BASE.replace("rounds: 12", "rounds: 3") + "server: {optimizer: adam}\n"
+    (tmp_path / "base.yaml").write_text(base)
+    (tmp_path / "div.yaml").write_text(
+        "base: base.yaml\ntuner: {sampler: random, pruner: none, trials: 2}\nparams:\n"
+        "  server.lr: {type: float, low: 1.0e+38, high: 3.0e+38}\n"
+    )
+    code, out, err = run_cli(capsys, "tune", "--space", "div.yaml")
+    assert code == 0, err
+    assert "no trial completed" in out and "diverged" in out and "fedhpo best" not in out
+    assert "fedhpo leaderboard div --all" in out
+    code, _, err = run_cli(capsys, "best", "div")
+    assert code == 2 and "no complete trial: 2 pruned" in err and "diverged" in err
+    assert "run `fedhpo tune` first" not in err and "fedhpo leaderboard div --all" in err
