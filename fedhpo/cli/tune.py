@@ -135,7 +135,8 @@ def main(args: argparse.Namespace) -> int:
         f"{counts.get('pruned', 0)} pruned, {counts.get('fail', 0)} failed"
     )
     if board.empty:  # nothing to export: say why instead of suggesting `fedhpo best`
-        storage = "" if args.storage == DEFAULT_STORAGE else f" --storage {mask_url(args.storage)}"
+        url = shlex.quote(mask_url(args.storage))
+        storage = "" if args.storage == DEFAULT_STORAGE else f" --storage {url}"
         console.print(
             f"no trial completed, so there is nothing to export: {incomplete_summary(study)}\n"
             f"next:\n  fedhpo leaderboard {shlex.quote(study_name)}{storage} --all",

@@ -101,7 +101,8 @@ def pareto_fronts(trials: list[FrozenTrial], directions: list[str]) -> dict[int,
     1..k-1 are removed); trials with a missing or non-finite value come last."""
     signs = np.array([1.0 if d == "maximize" else -1.0 for d in directions])
     scored = [t for t in trials if t.values and all(math.isfinite(v) for v in t.values)]
-    values = np.array([t.values for t in scored], dtype=float).reshape(len(scored), -1) * signs
+    values = np.array([t.values for t in scored], dtype=float).reshape(len(scored), len(signs))
+    values = values * signs
     # beats[i, j]: trial i is at least as good as j on every objective and better on one
     at_least = (values[:, None, :] >= values[None, :, :]).all(axis=-1)
     better = (values[:, None, :] > values[None, :, :]).any(axis=-1)

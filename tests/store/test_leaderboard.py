@@ -155,3 +155,9 @@ def test_multi_objective_leaderboard_lists_every_complete_trial_by_pareto_front(
     # within a front, best first on the first objective; rank is the row's place
     assert list(board["trial"][:4]) == [4, 0, 1, 5] and list(board["rank"]) == list(range(1, 8))
     assert list(leaderboard(study, top=2)["trial"]) == [4, 0]
+
+
+def test_multi_objective_leaderboard_of_a_study_without_complete_trials_is_empty() -> None:
+    study = _multi([])
+    study.add_trial(create_trial(state=TrialState.FAIL))
+    assert leaderboard(study).empty
