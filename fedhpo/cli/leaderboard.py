@@ -8,7 +8,7 @@ import argparse
 from fedhpo.cli._common import at_least, console
 from fedhpo.cli._format import add_format_arg, leader_note, print_frame
 from fedhpo.cli._study_args import add_storage_arg, load_study
-from fedhpo.store import leaderboard, other_trials, running_trials
+from fedhpo.store import count_states, leaderboard, other_trials, running_trials
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -46,8 +46,7 @@ def main(args: argparse.Namespace) -> int:
         print_frame(running, "table", title=f"Running now: {len(running)}")
     others = other_trials(study)
     if not others.empty:
-        counts = others["state"].value_counts().to_dict()
-        summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+        summary = count_states(others)
         if args.all:
             print_frame(others, "table", title=f"Not complete: {summary}")
         else:

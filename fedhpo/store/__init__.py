@@ -3,6 +3,7 @@
 from fedhpo.store import records
 from fedhpo.store._export import best_config, best_trial, export_best
 from fedhpo.store._leaderboard import (
+    count_states,
     incomplete_summary,
     leaderboard,
     other_trials,
@@ -26,6 +27,7 @@ __all__ = [
     "best_config",
     "best_trial",
     "check_study_name",
+    "count_states",
     "export_best",
     "incomplete_summary",
     "leaderboard",

@@ -181,14 +181,19 @@ def other_trials(study: optuna.Study) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def count_states(others: pd.DataFrame) -> str:
+    """``other_trials``' states counted, e.g. ``2 fail, 3 pruned``."""
+    counts = others["state"].value_counts().to_dict()
+    return ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+
+
 def incomplete_summary(study: optuna.Study) -> str:
     """How a study's trials ended when none is complete, e.g. ``2 pruned (trial 0: diverged:
     non-finite training loss in round 1)``; ``no trial`` for an empty study."""
     others = other_trials(study)
     if others.empty:
         return "no trial"
-    counts = others["state"].value_counts().to_dict()
-    text = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+    text = count_states(others)
     reasons = others[others["reason"] != ""]
     if not reasons.empty:
         first = reasons.iloc[0]
