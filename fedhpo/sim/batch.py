@@ -60,6 +60,7 @@ class _Run:
     records: list[RoundRecord] = field(default_factory=list)
     status: Status = "completed"
     reason: str = ""
+    unrecorded_steps: int = 0
 
 
 def _lock_step(config: RunConfig) -> bool:
@@ -139,7 +140,7 @@ def _run_group(
         out.append(
             finish_run(
                 run.config, dataset, model, run.params, run.records, val_ids,
-                run.status, run.reason, start,
+                run.status, run.reason, start, unrecorded_steps=run.unrecorded_steps,
             )
         )  # fmt: skip
     return out
@@ -182,13 +183,16 @@ def _step(
 ) -> None:
     """Aggregate, step the server, evaluate and record one config's round (as the engine)."""
     samples = sum(u.num_samples for u in updates)
+    steps = sum(u.steps for u in updates)
     train_loss = sum(u.train_loss * u.num_samples for u in updates) / max(samples, 1)
     if not all(u.finite for u in updates) or not math.isfinite(train_loss):
         run.status, run.reason = "diverged", f"diverged: non-finite training loss in round {r}"
+        run.unrecorded_steps = steps
         return
     params, state = run.server.step(run.params, aggregate(updates), run.state)
     if not all(bool(torch.isfinite(p).all()) for p in params.values()):
         run.status, run.reason = "diverged", f"diverged: non-finite model parameters in round {r}"
+        run.unrecorded_steps = steps
         return  # the result keeps the last good parameters, as the engine's does
     run.params, run.state = params, state
     fed = run.config.federation
@@ -210,7 +214,7 @@ def _step(
             bytes_up=model_bytes * len(updates),
             bytes_down=model_bytes * len(updates),
             wall_seconds=time.perf_counter() - start,
-            steps=sum(u.steps for u in updates),
+            steps=steps,
             sim_seconds=now,
             update_seconds=now - then,
         )

@@ -128,6 +128,7 @@ def _finish(run: Run) -> SimulationResult:
         run.start,
         tuple(run.log or ()),
         run.time_to_accuracy,
+        run.steps,  # trained since the last recorded update: a diverged round's
     )
 
 
@@ -143,6 +144,7 @@ def finish_run(
     start: float,
     events: tuple[Event, ...] = (),
     time_to_accuracy: float = math.nan,
+    unrecorded_steps: int = 0,
 ) -> SimulationResult:
     """The result of a run: final test metrics and per-client accuracies of the last good
     parameters (none if they are not finite; no per-client ones after Ctrl-C)."""
@@ -165,4 +167,5 @@ def finish_run(
         params=params,
         events=events,
         time_to_accuracy=time_to_accuracy,
+        unrecorded_steps=unrecorded_steps,
     )

@@ -66,6 +66,9 @@ class SimulationResult:
     """The timestamped event log, when the run was asked to record it."""
     time_to_accuracy: float = math.nan
     """Simulated seconds to ``federation.target_accuracy`` (nan if not set or not reached)."""
+    unrecorded_steps: int = 0
+    """Client local steps trained for an update that recorded nothing: the round a run
+    diverged in (its clients trained, then the loss or the parameters were not finite)."""
 
     @property
     def last(self) -> RoundRecord | None:
@@ -95,8 +98,8 @@ class SimulationResult:
 
     @property
     def steps(self) -> int:
-        """Client local SGD steps over the whole run."""
-        return sum(r.steps for r in self.rounds)
+        """Client local SGD steps over the whole run, the diverged round's included."""
+        return sum(r.steps for r in self.rounds) + self.unrecorded_steps
 
     def metric(self, name: str) -> float:
         """A final metric by name (see :data:`METRICS`); nan when there is none."""

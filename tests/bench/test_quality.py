@@ -130,6 +130,31 @@ def test_a_change_of_the_simulators_rounding_reruns_the_grid(
     assert len(computed) == len(problem.points()) * len(problem.seeds)
 
 
+def test_a_diverged_run_cached_without_its_last_rounds_steps_runs_again(
+    tmp_path, monkeypatch
+) -> None:
+    """Caches from before the diverged round's steps were counted lack them: such a run is
+    run again (only it), so replayed compute is counted alike on every grid."""
+    (tmp_path / "base.yaml").write_text(BASE + "server: {lr: 1.0e+20}\n")
+    (tmp_path / "space.yaml").write_text(SPACE.replace("high: 1.0, log", "high: 1.0e+21, log"))
+    grid = {"client.lr": [0.05, 1.0e20], "client.mu": [0.0]}
+    problem = Problem("diverging", str(tmp_path / "space.yaml"), grid, (0,), (1,), budget=1)
+    table = load_or_compute(problem, tmp_path, jobs=1, log=lambda _: None)
+    diverged = {"client.lr": 1.0e20, "client.mu": 0.0}
+    assert table.run(diverged, 0)["status"] == "diverged"
+    assert table.run(diverged, 0)["unrecorded_steps"] > 0
+    path = cache_path(problem, tmp_path)
+    lines = [json.loads(t) for t in path.read_text().splitlines()]
+    old = [line for line in lines if line["point"] == diverged and line["seed"] == 0]
+    del old[0]["record"]["unrecorded_steps"]  # as an older fedhpo wrote it
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    computed, said = _spy(monkeypatch), []
+    again = load_or_compute(problem, tmp_path, jobs=1, log=said.append)
+    assert computed == [(point_key(diverged), 0)]
+    assert again.run(diverged, 0) == table.run(diverged, 0)
+    assert any("1 diverged run cached without" in line for line in said)
+
+
 def test_a_line_cut_short_by_a_crash_is_skipped(tiny, table, tmp_path) -> None:
     problem, root = tiny
     lines = cache_path(problem, root / "cache").read_text().splitlines()
@@ -176,6 +201,21 @@ def test_replay_is_the_real_run_and_its_prefixes(tiny, table) -> None:
         "client.lr": 0.05,
         "client.mu": 1.0,
     }
+
+
+def test_a_replayed_diverged_run_costs_what_the_real_one_did(tiny) -> None:
+    """The round a grid run diverged in recorded nothing, but its clients trained: the
+    replay counts those steps, as the real run does."""
+    problem, _ = tiny
+    space = load_space(problem.space_file)
+    point = {"client.lr": 1.0e20, "client.mu": 0.0}
+    config = full_config(space.base, point, 0).with_values({"server.lr": 1.0e20})
+    real = run_simulation(config)
+    assert real.status == "diverged" and real.unrecorded_steps > 0
+    runs = {point_key(point): {"0": _truth._record(real)}}
+    table = _truth.Table("diverging", "val_accuracy", [point], runs, 0.0)
+    replayed = Replay(table, space)(config)
+    assert replayed.status == "diverged" and replayed.steps == real.steps
 
 
 def test_compute_is_counted_in_client_steps(tiny, table) -> None:

@@ -43,6 +43,7 @@ def test_batched_runs_equal_single_runs(model: str) -> None:
             [r.val_accuracy for r in b.rounds]
         )
         assert [r.steps for r in a.rounds] == [r.steps for r in b.rounds]
+        assert a.steps == b.steps and a.unrecorded_steps == b.unrecorded_steps
         assert a.test_accuracy == pytest.approx(b.test_accuracy, nan_ok=True)
         if a.status == "completed":
             for k in a.params:

@@ -97,6 +97,18 @@ def test_diverging_run_ends_with_status_diverged() -> None:
     assert len(result.rounds) < 4
 
 
+def test_a_diverged_run_counts_the_steps_of_the_round_it_diverged_in() -> None:
+    """The round that diverges records nothing, but its clients trained: a budget counts
+    those steps too (a search whose trials all diverge in round 1 did spend compute)."""
+    healthy = run_simulation(small())
+    result = run_simulation(small(**{"client.lr": 1.0e6, "server.lr": 1.0e30}))
+    assert result.status == "diverged" and "parameters in round 1" in result.reason
+    assert result.rounds == ()
+    assert result.unrecorded_steps == healthy.rounds[0].steps > 0
+    assert result.steps == result.unrecorded_steps
+    assert result.to_dict()["steps"] == result.steps
+
+
 def test_fixed_validation_clients() -> None:
     result = run_simulation(small(**{"federation.val_clients": 4}))
     assert len(result.client_accuracies) == 4

@@ -92,6 +92,21 @@ def test_diverging_trial_is_pruned_with_reason(make_space, storage) -> None:
     assert all(t.user_attrs[rec.STATUS_REASON].startswith("diverged") for t in study.trials)
 
 
+def test_a_trial_diverging_in_its_first_round_counts_that_round_as_compute(
+    make_space, storage
+) -> None:
+    space = make_space(
+        "  client.lr: {type: categorical, choices: [1.0e+6]}\n"
+        "  server.lr: {type: float, low: 1.0e+29, high: 1.0e+30, log: true}\n",
+        tuner="{sampler: random, pruner: none, trials: 2, seed: 0, promote: 0}",
+    )
+    study = tune(space, storage=storage, study="d1", log=lambda _: None)
+    assert states(study) == {"PRUNED": 2}
+    assert all("in round 1" in t.user_attrs[rec.STATUS_REASON] for t in study.trials)
+    assert all(rec.trial_steps(t) > 0 for t in study.trials)  # they trained, then diverged
+    assert study.user_attrs[rec.COMPUTE]["trial_steps"] == sum(map(rec.trial_steps, study.trials))
+
+
 @register_model("test_fragile")
 def _fragile(input_shape, num_classes, *, explode: bool = False):
     from torch import nn

@@ -68,6 +68,7 @@ class Replay:
         records: list[RoundRecord] = []
         status: Status = "completed"
         reason = f"ran all {rounds} rounds"
+        unrecorded = 0
         for r in range(1, min(rounds, len(series["steps"])) + 1):
             rec = RoundRecord(
                 round=r,
@@ -91,6 +92,7 @@ class Replay:
         else:
             if len(records) < rounds and record["status"] != "completed":
                 status, reason = "diverged", record["reason"]
+                unrecorded = int(record.get("unrecorded_steps") or 0)
         full = status == "completed" and len(records) == len(series["steps"])
         test = record["test_accuracy"] if full and record["test_accuracy"] is not None else math.nan
         return SimulationResult(
@@ -105,6 +107,7 @@ class Replay:
             data_seed=config.data.seed,
             wall_seconds=0.0,
             params={},
+            unrecorded_steps=unrecorded,
         )
 
 

@@ -32,7 +32,8 @@ SERIES = ("val_accuracy", "val_loss", "train_loss", "steps")
 @dataclass(frozen=True)
 class Table:
     """Recorded full-fidelity runs: ``runs[point_key][seed]`` is one run's record
-    (``status``, ``reason``, the :data:`SERIES` per round, final ``test_accuracy``)."""
+    (``status``, ``reason``, the :data:`SERIES` per round, final ``test_accuracy``, and for
+    a diverged run the ``unrecorded_steps`` of the round it diverged in)."""
 
     problem: str
     metric: str
@@ -66,7 +67,14 @@ def _record(result: SimulationResult) -> dict[str, Any]:
     for name in SERIES:
         out[name] = [_finite(getattr(r, name)) for r in result.rounds]
     out["test_accuracy"] = _finite(result.test_accuracy)
+    if result.status == "diverged":
+        out["unrecorded_steps"] = result.unrecorded_steps  # the round it diverged in
     return out
+
+
+def _stale(record: Mapping[str, Any]) -> bool:
+    """A diverged run cached before fedhpo counted the steps of the round it diverged in."""
+    return record["status"] == "diverged" and "unrecorded_steps" not in record
 
 
 def _finite(value: Any) -> Any:
@@ -191,14 +199,19 @@ def read_cache(path: Path, log: Log = print) -> dict[str, dict[str, Any]]:
 
 def load_or_compute(problem: Problem, cache_dir: Path, jobs: int = 2, log: Log = print) -> Table:
     """The problem's table: runs cached under ``cache_dir`` are reused (same config, seed and
-    fedhpo version), only the missing ones are run."""
+    fedhpo version), only the missing ones are run, and diverged runs cached without
+    ``unrecorded_steps`` (by a fedhpo that did not count the round a run diverged in)."""
     path = cache_path(problem, cache_dir)
     cached = read_cache(path, log)
     points = problem.points()
     wanted = _wanted(problem, points)
-    missing = [w for w in wanted if w.key not in cached]
+    stale = [w for w in wanted if w.key in cached and _stale(cached[w.key]["record"])]
+    missing = [w for w in wanted if w.key not in cached] + stale
     log(f"{problem.name}: ground truth, {len(points)} points x "
         f"{len(problem.seeds)} seeds; {len(wanted) - len(missing)} runs cached in {path}")  # fmt: skip
+    if stale:
+        log(f"  {len(stale)} diverged run{'s' if len(stale) > 1 else ''} cached without the "
+            "steps of the round it diverged in: run again to count them")  # fmt: skip
     if missing:
         cached.update(compute_runs(problem.name, missing, path, jobs, log))
     runs: dict[str, dict[str, dict[str, Any]]] = {}
