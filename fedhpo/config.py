@@ -33,6 +33,20 @@ def _unit_open(value: float, key: str) -> None:
     _check(0.0 <= value < 1.0, key, f"must be in [0, 1), got {value}")
 
 
+#: The largest float32: model parameters are float32, and a factor beyond it cannot be
+#: applied to them (torch raises "value cannot be converted to type float without overflow").
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def _float32(value: float, key: str, *, positive: bool) -> None:
+    """``value`` is > 0 (``positive``) or >= 0, and at most the largest float32."""
+    low = value > 0 if positive else value >= 0
+    _check(low, key, f"must be {'> 0' if positive else '>= 0'}, got {value}")
+    _check(
+        value <= FLOAT32_MAX, key, f"must be at most 3.4e+38 (parameters are float32), got {value}"
+    )
+
+
 @dataclass(frozen=True)
 class PartitionConfig:
     """How samples are split into clients (for datasets that are not federated already)."""
@@ -101,14 +115,14 @@ class ClientConfig:
     """FedProx proximal weight: the client loss gains ``mu/2 * ||w - w_global||^2``."""
 
     def __post_init__(self) -> None:
-        _check(self.lr > 0 and math.isfinite(self.lr), "lr", f"must be > 0, got {self.lr}")
+        _float32(self.lr, "lr", positive=True)
         _unit_open(self.momentum, "momentum")
-        _check(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
+        _float32(self.weight_decay, "weight_decay", positive=False)
         _check(self.local_epochs >= 1, "local_epochs", f"must be >= 1, got {self.local_epochs}")
         if self.local_steps is not None:
             _check(self.local_steps >= 1, "local_steps", f"must be >= 1, got {self.local_steps}")
         _check(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
-        _check(self.mu >= 0, "mu", f"must be >= 0, got {self.mu}")
+        _float32(self.mu, "mu", positive=False)
 
 
 @dataclass(frozen=True)
@@ -128,11 +142,11 @@ class ServerConfig:
 
     def __post_init__(self) -> None:
         _check(bool(self.optimizer), "optimizer", "must name a server optimizer, e.g. sgd")
-        _check(self.lr > 0 and math.isfinite(self.lr), "lr", f"must be > 0, got {self.lr}")
+        _float32(self.lr, "lr", positive=True)
         _unit_open(self.momentum, "momentum")
         _unit_open(self.beta1, "beta1")
         _unit_open(self.beta2, "beta2")
-        _check(self.tau > 0, "tau", f"must be > 0, got {self.tau}")
+        _float32(self.tau, "tau", positive=True)
 
 
 @dataclass(frozen=True)

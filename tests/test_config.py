@@ -102,6 +102,25 @@ def test_bad_values_name_file_key_and_problem(
 
 
 @pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("client.lr", 1e39),
+        ("client.weight_decay", float("inf")),
+        ("client.mu", 1e39),
+        ("server.lr", 1e39),
+        ("server.tau", 1e39),
+    ],
+)
+def test_a_value_beyond_float32_is_a_config_error_not_a_crash(key: str, value: float) -> None:
+    # parameters are float32: `fedhpo run --set server.lr=1e39` was a torch RuntimeError
+    # ("value cannot be converted to type float without overflow") in the first round
+    with pytest.raises(ConfigError) as info:
+        RunConfig().with_values({key: value})
+    assert info.value.key == key and "at most 3.4e+38" in str(info.value)
+    RunConfig().with_values({key: 3.4e38})  # the largest float32 is allowed (and diverges)
+
+
+@pytest.mark.parametrize(
     ("values", "key", "fragment"),
     [
         ({"federation.mode": "fedbuff"}, "federation.mode", "one of ['sync', 'async']"),
