@@ -109,10 +109,64 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--space", default=DEMO_SPACE, metavar="FILE", help="space for --tune")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.set_defaults(func=main)
+    p.set_defaults(func=main, given=_given(p))
+
+
+#: Which runs each option applies to (``tune``: ``--tune``), in the order of ``--help``.
+USES: dict[str, tuple[str, ...]] = {
+    "problems": ("quality",),
+    "tuner_seeds": ("quality",),
+    "strategies": ("quality",),
+    "truth_seeds": ("quality",),
+    "cache": ("quality",),
+    "budget": ("quality",),
+    "out": ("quality",),
+    "rounds": ("w", "run", "async", "fedprox"),
+    "repeat": ("w", "run"),
+    "clients": ("w", "async"),
+    "skip_reference": ("w", "run", "async"),
+    "config": ("run", "fedprox"),
+    "seeds": ("fedprox",),
+    "jobs": ("fedprox", "quality"),
+    "trials": ("tune",),
+    "space": ("tune",),
+}
+
+
+def _given(p: argparse.ArgumentParser) -> Any:
+    """The options of ``USES`` set to other than their defaults (argparse keeps no record of
+    which were typed), as a function of the parsed arguments."""
+    defaults = {dest: p.get_default(dest) for dest in [*USES, "workload"]}
+
+    def given(args: argparse.Namespace) -> list[str]:
+        return [dest for dest, value in defaults.items() if getattr(args, dest) != value]
+
+    return given
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """An option of another workload is an error: ignoring it would run something else than
+    what was asked for (``fedhpo bench --problems lr_mu`` timed workload W)."""
+    given = args.given(args)
+    run = "tune" if args.tune else args.workload
+    if args.tune and "workload" in given:
+        raise FedhpoError(
+            "--tune times a search on its own; drop --workload, or drop --tune", key="--workload"
+        )
+    for dest in given:
+        uses = USES.get(dest, (run,))
+        if run not in uses:
+            flag = "--" + dest.replace("_", "-")
+            where = "--tune" if uses == ("tune",) else "--workload " + ", ".join(uses)
+            this = "--tune" if args.tune else f"--workload {run}"
+            raise FedhpoError(
+                f"applies to {where} only (this is {this}); drop it or change the workload",
+                key=flag,
+            )
 
 
 def main(args: argparse.Namespace) -> int:
+    _check_options(args)
     progress = Console(stderr=True, highlight=False)
     log = None if args.json else progress.print
     if args.tune:

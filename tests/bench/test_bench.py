@@ -129,3 +129,22 @@ def test_plain_table_aligns_numbers_right() -> None:
     lines = text.splitlines()
     assert lines[0].startswith("name") and lines[1].endswith("1.500")
     assert len({len(line) for line in lines[1:]}) == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--problems", "lr_mu"], "`--problems`: applies to --workload quality only"),
+        (["--tuner-seeds", "64"], "`--tuner-seeds`: applies to --workload quality only"),
+        (["--workload", "async", "--repeat", "3"], "`--repeat`: applies to --workload w, run"),
+        (["--workload", "quality", "--clients", "10"], "`--clients`: applies to --workload w,"),
+        (["--workload", "run", "--seeds", "3"], "`--seeds`: applies to --workload fedprox only"),
+        (["--trials", "5"], "`--trials`: applies to --tune only"),
+        (["--tune", "--workload", "quality"], "`--workload`: --tune times a search on its own"),
+    ],
+)
+def test_an_option_of_another_workload_is_refused_not_ignored(argv, message, capsys) -> None:
+    # `fedhpo bench --problems lr_mu` timed workload W (minutes) and never said why
+    assert main(["bench", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
