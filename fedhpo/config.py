@@ -11,7 +11,7 @@ import functools
 import math
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -454,10 +454,27 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, scalar(raw.strip())
 
 
+def override_values(overrides: Iterable[str]) -> dict[str, Any]:
+    """``--set`` overrides as dotted paths to values. A mapping sets each of its keys and
+    leaves the others: ``client={lr: 0.1, mu: 1}`` is ``client.lr=0.1 client.mu=1``, not a
+    client section of defaults but for those two."""
+    out: dict[str, Any] = {}
+    for text in overrides:
+        out.update(_leaves(*parse_override(text)))
+    return out
+
+
+def _leaves(key: str, value: Any) -> Iterator[tuple[str, Any]]:
+    if isinstance(value, dict) and value:
+        for k, v in value.items():
+            yield from _leaves(f"{key}.{k}", v)
+    else:
+        yield key, value
+
+
 def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
     """Apply ``--set`` overrides to a nested dict in place and return it."""
-    for text in overrides:
-        key, value = parse_override(text)
+    for key, value in override_values(overrides).items():
         try:
             set_path(data, key, value)
         except ConfigError as exc:
@@ -472,7 +489,7 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
     if not isinstance(doc.data, dict):
         raise ConfigError("a run config must be a YAML mapping", source=doc.source)
     data = apply_overrides(dict(doc.data), overrides)
-    override_keys = {parse_override(o)[0] for o in overrides}
+    override_keys = set(override_values(overrides))
     try:
         return _build(RunConfig, data, "")
     except ConfigError as exc:

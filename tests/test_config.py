@@ -193,6 +193,19 @@ def test_bad_override_is_reported_as_set() -> None:
         parse_override("client.lr")
 
 
+def test_a_mapping_override_sets_its_keys_and_keeps_the_sections_others(tmp_path: Path) -> None:
+    # `--set client={lr: 0.1}` replaced the whole client section: the file's 20 local epochs,
+    # batch 10 and mu 1 silently went back to the defaults (1, 16, 0)
+    path = write(tmp_path, "client: {lr: 0.01, local_epochs: 20, batch_size: 10, mu: 1.0}\n")
+    config = load_config(path, ["client={lr: 0.1, momentum: 0.5}"])
+    assert config.client == load_config(path, ["client.lr=0.1", "client.momentum=0.5"]).client
+    assert (config.client.local_epochs, config.client.batch_size, config.client.mu) == (20, 10, 1)
+    nested = load_config(path, ["model={name: mlp, options: {hidden: [8]}}"]).model
+    assert nested.name == "mlp" and nested.options == {"hidden": [8]}
+    with pytest.raises(ConfigError, match=r"^--set: `client.lr`: must be > 0"):
+        load_config(path, ["client={lr: -1}"])
+
+
 def test_with_values_validates() -> None:
     config = RunConfig().with_values({"client.mu": 0.5, "server.optimizer": "yogi"})
     assert config.client.mu == 0.5 and config.server.optimizer == "yogi"

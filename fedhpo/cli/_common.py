@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from fedhpo.config import parse_override
+from fedhpo.config import override_values
 from fedhpo.plugins import load_plugins
 from fedhpo.space import SearchSpace, load_space
 
@@ -93,7 +93,7 @@ def load_args_space(args: argparse.Namespace) -> SearchSpace:
     """``--space FILE`` with ``--base CONFIG`` and ``--set`` overrides on its base config."""
     space = load_space(args.space, base=args.base)
     if args.overrides:
-        values = dict(parse_override(o) for o in args.overrides)
+        values = override_values(args.overrides)
         space = dataclasses.replace(space, base=space.base.with_values(values))
     return space
 
