@@ -32,6 +32,12 @@ def main(args: argparse.Namespace) -> int:
         f"test accuracy {result.test_accuracy:.4f}, test loss {result.test_loss:.4f}, "
         f"{result.bytes_sent / 1e6:.1f} MB sent"
     )
+    asked = config.federation.clients_per_round
+    if asked is not None and asked > result.num_clients:
+        console.print(
+            f"note: federation.clients_per_round {asked} is more than the {result.num_clients} "
+            f"clients of the federation: the cohort was all {result.num_clients}"
+        )
     if args.out:
         console.print(f"saved {args.out}/{RESULT_FILE}")
     return 130 if result.status == "interrupted" else 0

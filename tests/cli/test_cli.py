@@ -43,6 +43,16 @@ def test_run_writes_result_config_and_weights(capsys, tmp_path, small_config) ->
     assert "test accuracy" in stdout
 
 
+def test_run_says_when_the_cohort_asked_for_is_past_the_federation(capsys, small_config) -> None:
+    # the cohort is clamped to the clients there are (12 here): said, not silent
+    code, stdout, _ = run_cli(
+        capsys, "run", str(small_config), "--set", "federation.clients_per_round=100000"
+    )
+    assert code == 0
+    assert "federation.clients_per_round 100000 is more than the 12 clients" in stdout
+    assert "note" not in run_cli(capsys, "run", str(small_config))[1]
+
+
 def test_run_is_deterministic(capsys, tmp_path, small_config) -> None:
     for name in ("a", "b"):
         assert run_cli(capsys, "run", str(small_config), "--out", str(tmp_path / name))[0] == 0
