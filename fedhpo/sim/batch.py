@@ -103,8 +103,8 @@ def _run_group(
     first = configs[0]
     if dataset is None:
         dataset = build_dataset(first.data)
-    elif first.data.fraction < 1.0:
-        dataset = dataset.with_fraction(first.data.fraction)
+    else:
+        dataset = dataset.at_fraction(first.data.fraction)
     seed, fed = first.seed, first.federation
     model = build_model(
         first.model, dataset.feature_shape, dataset.num_classes, derive_seed(seed, STREAM_INIT)

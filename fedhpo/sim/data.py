@@ -102,6 +102,9 @@ class FederatedDataset:
     after :meth:`with_fraction`, which drops training rows but keeps validation as it is."""
     dropped_rows: int = 0
     """Rows of the source files the builder dropped for missing values (see ArrayData)."""
+    fraction: float = 1.0
+    """The share of each client's training rows kept (``data.fraction``, applied by
+    :meth:`with_fraction`), so that a dataset is never cut twice (:meth:`at_fraction`)."""
 
     def __post_init__(self) -> None:
         sizes = np.diff(self.offsets)
@@ -164,7 +167,26 @@ class FederatedDataset:
         if not 0.0 < fraction <= 1.0:
             raise ConfigError(f"must be in (0, 1], got {fraction}", key="data.fraction")
         kept = np.maximum(1, np.ceil(fraction * self.n_train - 1e-9)).astype(np.int64)
-        return replace(self, n_train=np.minimum(kept, self.n_train), n_val=self.val_sizes)
+        return replace(
+            self,
+            n_train=np.minimum(kept, self.n_train),
+            n_val=self.val_sizes,
+            fraction=self.fraction * fraction,
+        )
+
+    def at_fraction(self, fraction: float) -> FederatedDataset:
+        """This dataset with ``fraction`` of each client's training rows (``data.fraction``):
+        itself if built with that fraction (as :func:`build_dataset` does), cut from the
+        whole if built with all of them; a dataset cut otherwise is a ValueError."""
+        if fraction == self.fraction:
+            return self
+        if self.fraction == 1.0:
+            return self.with_fraction(fraction)
+        raise ValueError(
+            f"the dataset given was built with data fraction {self.fraction:g}, but the "
+            f"config's data.fraction is {fraction:g}; pass it built with fraction 1 or "
+            f"{fraction:g}"
+        )
 
     def val_rows(self, clients: Sequence[int] | np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """The validation rows of ``clients``, concatenated in that order (a copy)."""

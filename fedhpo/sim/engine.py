@@ -68,7 +68,8 @@ def run_simulation(
     """Run one federated training as ``config`` says and return its result.
 
     ``dataset`` may be passed to reuse one already built (its ``data`` section must match
-    ``config.data``; ``config.data.fraction`` is applied here). Ctrl-C ends the run after the
+    ``config.data``, with ``config.data.fraction`` applied, as :func:`build_dataset` does, or
+    with fraction 1, and the engine applies it: :meth:`FederatedDataset.at_fraction`). Ctrl-C ends the run after the
     current server update with status ``interrupted``, keeping the updates done. ``trainer``
     trains each dispatch (default: :data:`default_trainer`; pass :data:`REFERENCE` for the
     plain per-client loop). ``clock`` replaces the one ``config.systems`` describes (e.g. a
@@ -78,8 +79,8 @@ def run_simulation(
     check_names(config)  # an unknown model or optimizer fails before the data is built
     if dataset is None:
         dataset = build_dataset(config.data)
-    elif config.data.fraction < 1.0:
-        dataset = dataset.with_fraction(config.data.fraction)
+    else:
+        dataset = dataset.at_fraction(config.data.fraction)
     seed = config.seed
     model = build_model(
         config.model, dataset.feature_shape, dataset.num_classes, derive_seed(seed, STREAM_INIT)

@@ -33,8 +33,7 @@ from fedhpo.tune._fidelity import full_config
 def run_steps(config: RunConfig, dataset: FederatedDataset) -> int:
     """Client local steps a run of ``config`` takes if it completes (no run needed)."""
     fed, hp = config.federation, config.client
-    if config.data.fraction < 1.0:
-        dataset = dataset.with_fraction(config.data.fraction)
+    dataset = dataset.at_fraction(config.data.fraction)
     n = dataset.train_sizes
     if hp.local_steps is not None:
         per_client = np.where(n > 0, hp.local_steps, 0)

@@ -118,3 +118,16 @@ def test_data_fraction_uses_fewer_samples() -> None:
     full = run_simulation(small())
     half = run_simulation(small(**{"data.fraction": 0.5}))
     assert sum(r.samples for r in half.rounds) < sum(r.samples for r in full.rounds)
+
+
+def test_a_dataset_given_built_with_its_fraction_is_not_cut_again() -> None:
+    # `fedhpo run` (and the benchmarks) build the dataset first: build_dataset applies
+    # data.fraction, and the engine applied it a second time (0.5 became 0.25)
+    config = small(**{"data.fraction": 0.5})
+    alone = run_simulation(config)
+    for dataset in (build_dataset(config.data), build_dataset(small().data)):
+        given = run_simulation(config, dataset)
+        assert [r.samples for r in given.rounds] == [r.samples for r in alone.rounds]
+        assert given.test_loss == alone.test_loss
+    with pytest.raises(ValueError, match="fraction 0.25.*data.fraction is 0.5"):
+        run_simulation(config, build_dataset(small(**{"data.fraction": 0.25}).data))
