@@ -11,6 +11,7 @@ import torch
 from fedhpo import __version__
 from fedhpo._outputs import out_folder, writing_error
 from fedhpo.config import RunConfig, dump_config
+from fedhpo.sim.data import FederatedDataset
 from fedhpo.sim.engine import RoundCallback, run_simulation
 from fedhpo.sim.result import SimulationResult
 
@@ -24,13 +25,15 @@ def run(
     out: str | Path | None = None,
     *,
     callbacks: Sequence[RoundCallback] = (),
+    dataset: FederatedDataset | None = None,
 ) -> SimulationResult:
     """Run ``config`` and, when ``out`` is given, write ``result.json``, the resolved
     ``config.yaml`` and the final weights ``model.pt`` there (also after Ctrl-C). An ``out``
-    that cannot be made (a file is in the way) is an OutputError before the run starts."""
+    that cannot be made (a file is in the way) is an OutputError before the run starts.
+    ``dataset``: ``config.data`` built already (see :func:`run_simulation`)."""
     if out is not None:
         out_folder(out)
-    result = run_simulation(config, callbacks=callbacks)
+    result = run_simulation(config, dataset, callbacks=callbacks)
     if out is not None:
         save_run(config, result, Path(out))
     return result

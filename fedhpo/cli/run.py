@@ -8,6 +8,7 @@ from fedhpo._outputs import out_folder
 from fedhpo.cli._common import RoundProgress, add_config_args, console, load_args_plugins
 from fedhpo.config import load_config
 from fedhpo.runs import RESULT_FILE, run
+from fedhpo.sim.datasets import build_dataset
 from fedhpo.sim.names import check_names
 
 
@@ -25,19 +26,20 @@ def main(args: argparse.Namespace) -> int:
     check_names(config)  # before the progress bar: nothing is shown for a run never started
     if args.out:
         out_folder(args.out)
+    dataset = build_dataset(config.data)  # a data error, too, comes before the bar
+    asked = config.federation.clients_per_round
+    if asked is not None and asked > dataset.num_clients:
+        console.print(
+            f"note: federation.clients_per_round {asked} is more than the {dataset.num_clients} "
+            f"clients of the federation: the cohort is all {dataset.num_clients}"
+        )
     with RoundProgress(config.federation.rounds) as bar:
-        result = run(config, args.out, callbacks=[bar])
+        result = run(config, args.out, callbacks=[bar], dataset=dataset)
     console.print(
         f"[bold]{result.status}[/bold] ({result.reason}) in {result.wall_seconds:.1f} s: "
         f"test accuracy {result.test_accuracy:.4f}, test loss {result.test_loss:.4f}, "
         f"{result.bytes_sent / 1e6:.1f} MB sent"
     )
-    asked = config.federation.clients_per_round
-    if asked is not None and asked > result.num_clients:
-        console.print(
-            f"note: federation.clients_per_round {asked} is more than the {result.num_clients} "
-            f"clients of the federation: the cohort was all {result.num_clients}"
-        )
     if args.out:
         console.print(f"saved {args.out}/{RESULT_FILE}")
     return 130 if result.status == "interrupted" else 0

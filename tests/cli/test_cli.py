@@ -388,3 +388,11 @@ def test_a_search_whose_every_trial_diverged_says_so_and_suggests_no_export(
     code, _, err = run_cli(capsys, "best", "div")
     assert code == 2 and "no complete trial: 2 pruned" in err and "diverged" in err
     assert "run `fedhpo tune` first" not in err and "fedhpo leaderboard div --all" in err
+
+
+def test_a_data_error_stops_a_run_before_its_progress_bar(capsys, tmp_path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"data: {{name: csv, options: {{path: {tmp_path / 'none.csv'}}}}}\n")
+    code, out, err = run_cli(capsys, "run", str(path))
+    assert code == 2 and "file not found" in err
+    assert out == ""  # no "rounds 0/30" bar for a run that never started

@@ -70,6 +70,17 @@ def test_headerless_and_skiprows_lines(tmp_path) -> None:
     assert err.value.line == 5
 
 
+def test_an_unreadable_test_file_points_at_test_skiprows(tmp_path) -> None:
+    # like UCI Adult's adult.test: one line that is not data before the rows
+    train = table(tmp_path, GOOD)
+    test = tmp_path / "test.csv"
+    test.write_text("|1x3 Cross validator\n" + HEADER + "\n".join(GOOD[:4]) + "\n")
+    with pytest.raises(DataError, match=r"data\.options\.test_skiprows \(lines") as err:
+        build(train, test_path=str(test), header=False, label=-1)
+    assert err.value.source == str(test)
+    assert len(build(train, test_path=str(test), test_skiprows=1).test_y) == 4
+
+
 def test_parquet_inf_names_the_row(tmp_path) -> None:
     pd = pytest.importorskip("pandas")
     pytest.importorskip("pyarrow")

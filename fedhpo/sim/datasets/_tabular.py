@@ -42,7 +42,7 @@ def _read_parquet(path: Path, key: str) -> Any:
         raise DataError(f"cannot read as Parquet: {exc}", source=str(path), key=key) from None
 
 
-def _read_table(path: str, header: bool, skiprows: int, key: str) -> Table:
+def _read_table(path: str, header: bool, skiprows: int, key: str, skip_option: str) -> Table:
     """A CSV (optionally gzipped, read as text) or Parquet file, and where its rows are."""
     import pandas as pd
 
@@ -68,8 +68,9 @@ def _read_table(path: str, header: bool, skiprows: int, key: str) -> Table:
     except (ValueError, OSError, EOFError, zlib.error) as exc:
         detail = " ".join(str(exc).split())
         raise DataError(
-            f"cannot read as CSV ({type(exc).__name__}: {detail}); check the header, skiprows "
-            "and that fields are separated by commas",
+            f"cannot read as CSV ({type(exc).__name__}: {detail}); check the header, "
+            f"data.options.{skip_option} (lines to skip before it) and that fields are "
+            "separated by commas",
             source=path,
             key=key,
         ) from None
@@ -208,9 +209,12 @@ def csv(
 
     _option(0.0 < test_fraction < 1.0, "test_fraction", f"must be in (0, 1), got {test_fraction}")
     _option(skiprows >= 0 and test_skiprows >= 0, "skiprows", "skiprows must be >= 0")
-    tables = [_read_table(path, header, skiprows, "data.options.path")]
+    tables = [_read_table(path, header, skiprows, "data.options.path", "skiprows")]
     if test_path is not None:
-        tables.append(_read_table(test_path, header, test_skiprows, "data.options.test_path"))
+        test = _read_table(
+            test_path, header, test_skiprows, "data.options.test_path", "test_skiprows"
+        )
+        tables.append(test)
     _check_columns(tables)
     label_col = _column(tables[0], label, "label", header)
     client_col = None
