@@ -20,19 +20,37 @@ class Stopper:
     During a trial's run the signal raises ``KeyboardInterrupt`` (the engine ends the run after
     the current client; the worker then fails the trial cleanly and queues it again); between
     trials it only sets :attr:`requested`, so no database write is cut in half. A second
-    signal raises at once.
+    signal raises at once, except inside :meth:`shielded` (failing a stopped trial and
+    queueing it again), where it raises at the end of the block.
     """
 
     def __init__(self) -> None:
         self.requested: str | None = None
         self.in_trial = False
         self._wake = threading.Event()
+        self._shields = 0  # nested shielded() blocks
+        self._deferred = False
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
         again = self.requested is not None
         self.requested = signal.Signals(signum).name
         self._wake.set()
-        if self.in_trial or again:
+        if self._shields:
+            self._deferred = True
+        elif self.in_trial or again:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def shielded(self) -> Iterator[None]:
+        """No signal interrupts the block (writes that belong together); one that came
+        during it and would have raised raises when the outermost such block is done."""
+        self._shields += 1
+        try:
+            yield
+        finally:
+            self._shields -= 1
+        if self._deferred and not self._shields:
+            self._deferred = False
             raise KeyboardInterrupt
 
     @contextlib.contextmanager

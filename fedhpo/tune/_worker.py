@@ -189,17 +189,24 @@ class Worker:
                     beats.enter_context(Heartbeat(self.storage, trial._trial_id))
                 outcomes = self.objective.run_many(trials)  # type: ignore[attr-defined]
         except KeyboardInterrupt:
-            for trial in trials:
-                self._interrupted(trial, stopper.requested or "SIGINT")
+            with stopper.shielded():  # every one queued again before another signal stops us
+                for trial in trials:
+                    self._interrupted(trial, stopper)
             return
+        with stopper.shielded():
+            self._tell_many(trials, outcomes, stopper)
+
+    def _tell_many(self, trials: list[optuna.Trial], outcomes: list[Any], stopper: Stopper) -> None:
         for trial, outcome in zip(trials, outcomes, strict=True):
             if isinstance(outcome, KeyboardInterrupt):
-                self._interrupted(trial, stopper.requested or "SIGINT")
+                self._interrupted(trial, stopper)
             elif isinstance(outcome, optuna.TrialPruned):
                 self._tell(trial, TrialState.PRUNED, None)
             elif isinstance(outcome, BaseException):
                 if is_transient(outcome):
                     raise outcome
+                if self._failed_elsewhere(trial):
+                    continue
                 reason = self._reason(trial) or f"error: {type(outcome).__name__}: {outcome}"
                 self.report.errors[trial.number] = reason
                 warn(f"trial {trial.number} failed: {reason}")
@@ -216,42 +223,64 @@ class Worker:
         except optuna.TrialPruned:
             state = TrialState.PRUNED
         except KeyboardInterrupt:
-            self._interrupted(trial, stopper.requested or "SIGINT")
+            self._interrupted(trial, stopper)
             return
         except Exception as exc:
             if is_transient(exc):  # the database stayed away longer than the retries
                 raise
+            if self._failed_elsewhere(trial):  # e.g. its report: UpdateFinishedTrialError
+                return
             reason = self._reason(trial) or f"error: {type(exc).__name__}: {exc}"
             self.report.errors[trial.number] = reason
             warn(f"trial {trial.number} failed: {reason}")
-        self._tell(trial, state, values)
+        with stopper.shielded():  # a finished trial is told before a signal stops us
+            self._tell(trial, state, values)
 
     def _reason(self, trial: optuna.Trial) -> str | None:
         reason = self.storage.get_trial_user_attrs(trial._trial_id).get(rec.STATUS_REASON)
         return None if reason is None else str(reason)
 
+    def _failed_elsewhere(self, trial: optuna.Trial) -> bool:
+        """Whether another worker failed ``trial`` meanwhile (and queued it again): its
+        heartbeat looked stale to it, after a long pause of this worker or a database outage
+        past the grace period. Says so when it did: the result here is to be dropped."""
+        if not self.storage.get_trial(trial._trial_id).state.is_finished():
+            return False
+        warn(
+            f"trial {trial.number} was failed meanwhile by another worker (its heartbeat "
+            "was older than the grace period); its result is dropped and it runs again"
+        )
+        return True
+
     def _tell(self, trial: optuna.Trial, state: TrialState, values: Any) -> None:
+        if self._failed_elsewhere(trial):
+            return
         try:
             frozen = self.study.tell(trial, values if state == TrialState.COMPLETE else None, state)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            warn(
-                f"trial {trial.number} was failed meanwhile by another worker (its heartbeat "
-                "was older than the grace period); its result is dropped and it runs again"
-            )
-            return
+        except (optuna.exceptions.UpdateFinishedTrialError, ValueError):
+            # failed by another worker between the look above and the tell: ValueError
+            # ("Cannot tell a FAIL trial") when Optuna saw it, else the storage's own error
+            if self._failed_elsewhere(trial):
+                return
+            raise
         self.report.states[trial.number] = frozen.state.name.lower()
         if self.on_trial is not None:
             self.on_trial(self.study, frozen)
 
-    def _interrupted(self, trial: optuna.Trial, signal_name: str) -> None:
-        """Fail the trial, queue its parameters again, and leave the database consistent."""
-        who = identity()
-        reason = f"interrupted by {signal_name} (worker {who['host']}:{who['pid']}); queued again"
-        trial.set_user_attr(rec.STATUS_REASON, reason)
-        self.study.tell(trial, state=TrialState.FAIL)
-        RetryTrial()(self.study, copy.deepcopy(self.storage.get_trial(trial._trial_id)))
-        self.report.requeued.append(trial.number)
-        warn(f"trial {trial.number} {reason}")
+    def _interrupted(self, trial: optuna.Trial, stopper: Stopper) -> None:
+        """Fail the trial and queue its parameters again, with no signal between the two
+        (another Ctrl-C then raises once the trial is queued)."""
+        with stopper.shielded():
+            if self._failed_elsewhere(trial):
+                return  # failed and queued again by the worker that found it stale
+            who = identity()
+            name = stopper.requested or "SIGINT"
+            reason = f"interrupted by {name} (worker {who['host']}:{who['pid']}); queued again"
+            trial.set_user_attr(rec.STATUS_REASON, reason)
+            self.study.tell(trial, state=TrialState.FAIL)
+            RetryTrial()(self.study, copy.deepcopy(self.storage.get_trial(trial._trial_id)))
+            self.report.requeued.append(trial.number)
+            warn(f"trial {trial.number} {reason}")
 
 
 def budget_left(study: optuna.Study) -> str | None:

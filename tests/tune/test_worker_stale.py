@@ -1,0 +1,71 @@
+"""A trial failed meanwhile by another worker (its heartbeat looked stale to it, say after a
+long pause or a database outage past the grace period): its late result is dropped and the
+worker goes on. It crashed with a traceback ("Cannot tell a FAIL trial")."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from fedhpo.store import open_storage
+from fedhpo.store.budget import Budget, RetryTrial, save_budget
+from fedhpo.store.lock import StudyLock
+from fedhpo.tune._worker import Worker
+
+
+@pytest.mark.parametrize("late", ["report", "return"])
+def test_a_trial_failed_meanwhile_is_dropped_and_the_worker_goes_on(
+    tmp_path, capsys, late: str
+) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = optuna.create_study(storage=open_storage(url), study_name="s", direction="maximize")
+    save_budget(study, Budget(trials=2))
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0.0, 1.0)
+        if trial.number == 0:  # what another worker's stale-trial check does to it
+            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            RetryTrial()(study, study._storage.get_trial(trial._trial_id))
+            if late == "report":
+                trial.report(x, 1)  # UpdateFinishedTrialError: the trial is finished
+        return x
+
+    report = Worker(study, StudyLock(url, "s"), objective).run()
+    trials = study.get_trials()
+    assert trials[0].state == TrialState.FAIL and 0 not in report.errors
+    assert 0 not in report.states  # the worker told nothing about it: it was not its own
+    assert trials[1].params == trials[0].params  # the queued retry ran, and the next trial
+    assert [t.state for t in trials[1:]] == [TrialState.COMPLETE] * 2
+    assert "trial 0 was failed meanwhile by another worker" in capsys.readouterr().err
+
+
+def test_a_second_signal_while_a_stopped_trial_is_queued_again_loses_nothing(
+    tmp_path, monkeypatch
+) -> None:
+    # Ctrl-C twice: the second came between failing the stopped trial and queueing it again,
+    # and the trial was lost (FAIL, "queued again", nothing queued)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = optuna.create_study(storage=open_storage(url), study_name="s", direction="maximize")
+    save_budget(study, Budget(trials=2))
+    tell = study.tell
+
+    def tell_then_signal(*args, **kwargs):
+        frozen = tell(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)  # the second Ctrl-C, right after the FAIL
+        return frozen
+
+    monkeypatch.setattr(study, "tell", tell_then_signal)
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.suggest_float("x", 0.0, 1.0)
+        os.kill(os.getpid(), signal.SIGINT)  # the first Ctrl-C, mid-trial
+        raise AssertionError("the signal interrupts the trial")
+
+    with pytest.raises(KeyboardInterrupt):  # the second signal still stops the worker
+        Worker(study, StudyLock(url, "s"), objective).run()
+    states = [t.state for t in study.get_trials()]
+    assert states == [TrialState.FAIL, TrialState.WAITING]  # queued again all the same
