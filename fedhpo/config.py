@@ -33,6 +33,11 @@ def _unit_open(value: float, key: str) -> None:
     _check(0.0 <= value < 1.0, key, f"must be in [0, 1), got {value}")
 
 
+def _seed(value: int, key: str) -> None:
+    """Seeds are non-negative integers (numpy's generators take no other)."""
+    _check(value >= 0, key, f"must be an integer >= 0, got {value}")
+
+
 #: The largest float32: model parameters are float32, and a factor beyond it cannot be
 #: applied to them (torch raises "value cannot be converted to type float without overflow").
 FLOAT32_MAX = 3.4028234663852886e38
@@ -90,6 +95,7 @@ class DataConfig:
             f"must be in [0, 1), got {self.val_fraction}",
         )
         _check(0.0 < self.fraction <= 1.0, "fraction", f"must be in (0, 1], got {self.fraction}")
+        _seed(self.seed, "seed")
 
 
 @dataclass(frozen=True)
@@ -320,6 +326,9 @@ class RunConfig:
     fedbuff: FedBuffConfig = field(default_factory=FedBuffConfig)
     seed: int = 0
     """Training seed: model init, cohorts, local shuffling."""
+
+    def __post_init__(self) -> None:
+        _seed(self.seed, "seed")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (YAML/JSON friendly) that :func:`config_from_dict` reads back."""

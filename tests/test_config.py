@@ -101,6 +101,14 @@ def test_bad_values_name_file_key_and_problem(
     assert "\n" not in text
 
 
+@pytest.mark.parametrize("key", ["seed", "data.seed"])
+def test_a_negative_seed_is_a_config_error_not_a_crash(key: str) -> None:
+    # `fedhpo run --set seed=-1` was a numpy traceback ("expected non-negative integer")
+    with pytest.raises(ConfigError) as info:
+        RunConfig().with_values({key: -1})
+    assert info.value.key == key and "must be an integer >= 0, got -1" in str(info.value)
+
+
 @pytest.mark.parametrize(
     ("key", "value"),
     [

@@ -186,8 +186,8 @@ class TunerSpec:
             value = getattr(self, key)
             if value is not None and (not is_number(value) or value <= 0):
                 raise SearchSpaceError(f"must be a number > 0 or null, got {value!r}", key=key)
-        if not is_number(self.seed) or isinstance(self.seed, float):
-            raise SearchSpaceError(f"must be an integer, got {self.seed!r}", key="seed")
+        if not is_number(self.seed) or isinstance(self.seed, float) or self.seed < 0:
+            raise SearchSpaceError(f"must be an integer >= 0, got {self.seed!r}", key="seed")
         _optional_int(self.promote, "promote", 0)
         _optional_int(self.seeds, "seeds", 1)
         if self.calibrate is not None and not isinstance(self.calibrate, bool):

@@ -298,6 +298,14 @@ ERRORS = [
         "valid keys here: sampler, pruner, trials, budget, timeout, seed",
     ),
     ("bad-trials", "tuner: {trials: 0}\n" + P, "tuner.trials", 1, "integer >= 1"),
+    ("negative-seed", "tuner: {seed: -1}\n" + P, "tuner.seed", 1, "must be an integer >= 0"),
+    (
+        "negative-seed-range",
+        "params:\n  seed: {type: int, low: -5, high: 5}\n",
+        "params.seed.low",
+        2,
+        "must be an integer >= 0",
+    ),
     ("bad-timeout", "tuner: {timeout: -5}\n" + P, "tuner.timeout", 1, "number > 0 or null"),
     (
         "multi-pruned",
