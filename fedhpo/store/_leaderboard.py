@@ -164,16 +164,26 @@ def worker_name(trial: optuna.trial.FrozenTrial) -> str:
 def other_trials(study: optuna.Study) -> pd.DataFrame:
     """Pruned, failed, running and queued trials, with the reason each ended and its worker."""
     rows = []
-    for t in study.get_trials(deepcopy=False):
+    trials = study.get_trials(deepcopy=False)
+    # a retry names the trial it repeats; that one was failed for a stale heartbeat, by
+    # another worker that could not write its reason (a finished trial takes no attributes)
+    retry = {
+        t.system_attrs["failed_trial"]: t.number for t in trials if "failed_trial" in t.system_attrs
+    }
+    for t in trials:
         if t.state == TrialState.COMPLETE:
             continue
         curves = t.user_attrs.get(rec.CURVES) or {}
+        reason = t.user_attrs.get(rec.STATUS_REASON, "")
+        if not reason and t.state == TrialState.FAIL and t.number in retry:
+            who = f"worker {worker_name(t)}" if worker_name(t) else "its worker"
+            reason = f"{who} stopped sending heartbeats; queued again as trial {retry[t.number]}"
         rows.append(
             {
                 "trial": t.number,
                 "state": t.state.name.lower(),
                 "rounds": len(curves.get("round", [])),
-                "reason": t.user_attrs.get(rec.STATUS_REASON, ""),
+                "reason": reason,
                 "worker": worker_name(t),
                 **dict(sorted(t.params.items())),
             }

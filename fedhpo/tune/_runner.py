@@ -86,7 +86,13 @@ def _create_or_resume(
     if opts.study in existing:
         study = optuna.load_study(study_name=opts.study, storage=storage)
         recorded = study.user_attrs.get(rec.SPACE)
-        if recorded is not None and _comparable(recorded) != _comparable(space.to_dict()):
+        if recorded is None:  # made by plain Optuna, or another tool: not ours to add to
+            raise StudyError(
+                f"study {opts.study!r} was not made by fedhpo (no search space recorded); "
+                "give another --study NAME",
+                key="--study",
+            )
+        if _comparable(recorded) != _comparable(space.to_dict()):
             raise StudyError(
                 f"study {opts.study!r} was made with a different search space; "
                 "resume it with the same space file or start a new one with --study NAME",

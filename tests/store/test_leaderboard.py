@@ -12,7 +12,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from fedhpo.errors import StudyError
-from fedhpo.store import best_trial, leaderboard
+from fedhpo.store import best_trial, leaderboard, other_trials
 from fedhpo.store import records as rec
 
 ROUNDS = 30
@@ -161,3 +161,20 @@ def test_multi_objective_leaderboard_of_a_study_without_complete_trials_is_empty
     study = _multi([])
     study.add_trial(create_trial(state=TrialState.FAIL))
     assert leaderboard(study).empty
+
+
+def test_a_trial_failed_for_a_stale_heartbeat_says_so(tmp_path) -> None:
+    # `leaderboard --all` showed such a trial (its worker killed) with a blank reason
+    from fedhpo.store import open_storage
+    from fedhpo.store.budget import RetryTrial
+
+    study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 's.db'}"))
+    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    trial.set_user_attr(rec.WORKER, {"host": "vm", "pid": 42})
+    # what another worker's stale-trial check does: fail it, queue its parameters again
+    study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    RetryTrial()(study, study._storage.get_trial(trial._trial_id))
+    others = other_trials(study).set_index("trial")
+    reason = others.loc[0, "reason"]
+    assert "stopped sending heartbeats" in reason and "queued again as trial 1" in reason
+    assert others.loc[1, "state"] == "waiting"

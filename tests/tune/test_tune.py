@@ -151,6 +151,19 @@ def test_resume_with_another_space_is_refused(make_space, storage) -> None:
         tune(other, storage=storage, study="r", trials=1, log=lambda _: None)
 
 
+def test_a_study_fedhpo_did_not_make_is_refused_untouched(make_space, storage) -> None:
+    # fedhpo tune added its trials to a plain Optuna study of the same name, and the
+    # leaderboard then ranked the foreign trials with them
+    from fedhpo.errors import StudyError
+
+    other = optuna.create_study(study_name="f", storage=storage, direction="maximize")
+    other.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    with pytest.raises(StudyError, match="'f' was not made by fedhpo"):
+        tune(make_space(LR_MU), storage=storage, study="f", trials=1, log=lambda _: None)
+    again = optuna.load_study(study_name="f", storage=storage)
+    assert len(again.trials) == 2 and again.user_attrs == {}
+
+
 def test_two_jobs_on_sqlite_record_every_trial_once(make_space, storage) -> None:
     space = make_space(
         LR_MU, tuner="{sampler: tpe, pruner: hyperband, trials: 8, seed: 0, promote: 0}"
