@@ -37,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description=(
             "w: workload W of GUIDE.md with the fast and the reference cohort trainer in one "
             "process. run: the same timing for any run config (--config; default the demo's "
-            "base config). async: W with lognormal(sigma 1) client speeds and 10%% dropout, "
+            "base config). async: W with lognormal(sigma 1) client speeds and 10% dropout, "
             "synchronous rounds vs FedBuff (simulated time to the baseline's accuracy). "
             "fedprox: mu=0 vs mu=1 on Synthetic(1,1) and IID (FedProx paper check). "
             "quality: regret of each search strategy's recommended config against a cached "

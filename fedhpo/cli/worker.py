@@ -24,7 +24,7 @@ from fedhpo.cli._study_args import (
 )
 from fedhpo.store import mask_url
 from fedhpo.store import records as rec
-from fedhpo.tune import identity, join_study, run_worker
+from fedhpo.tune import cached_dataset, identity, join_study, run_steps, run_worker
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -74,6 +74,10 @@ def main(args: argparse.Namespace) -> int:
     who = identity()
     b = joined.budget
     parts = [] if b.trials is None else [f"{b.trials} trials"]
+    if b.steps is not None:  # recorded in client steps; said in full runs, as tune says it
+        base = joined.space.base
+        full = run_steps(base, cached_dataset(base.data))
+        parts.append(f"{round(b.steps / max(1, full), 3):g} full runs")
     parts += [] if b.timeout is None else [f"{b.timeout:g} s"]
     budget = ", ".join(parts)
     console.print(

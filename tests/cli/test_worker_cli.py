@@ -99,6 +99,23 @@ def test_create_only_then_workers_share_the_budget(capsys, tmp_path, monkeypatch
     assert all(t.user_attrs[rec.WORKER]["pid"] > 0 for t in trials)
 
 
+def test_a_worker_names_a_compute_budget(capsys, tmp_path, monkeypatch) -> None:
+    # it printed "(budget over all workers: )" for a study with a compute budget only
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "base.yaml").write_text(BASE)
+    space = tmp_path / "sp.yaml"
+    space.write_text("base: base.yaml\nfidelity: {rounds: 2}\nparams:\n" + LR_MU)
+    code, out, err = run_cli(
+        capsys, "tune", "--space", str(space), "--budget", "0.5", "--create-only"
+    )
+    assert code == 0 and "budget over all workers: 0.5 full runs" in out, err
+    code, out, err = run_cli(capsys, "worker", "--study", "sp")
+    assert code == 0, err
+    assert "budget over all workers: 0.5 full runs" in out
+    code, out, _ = run_cli(capsys, "worker", "--study", "sp")
+    assert "the study's budget (0.5 full runs) is used" in out
+
+
 def test_the_first_worker_creates_the_study_from_a_space(capsys, tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "base.yaml").write_text(BASE)
