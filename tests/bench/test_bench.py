@@ -148,3 +148,10 @@ def test_an_option_of_another_workload_is_refused_not_ignored(argv, message, cap
     assert main(["bench", *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_bench_help_reads_as_written(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "10% dropout" in text and "%%" not in text
