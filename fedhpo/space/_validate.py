@@ -225,7 +225,16 @@ def _check_conditions(params: Sequence[Param]) -> None:
 # ---------------------------------------------------------------- the whole space
 
 
-def _fidelity_base(base: RunConfig, fidelity: Fidelity) -> RunConfig:
+def _fidelity_base(base: RunConfig, fidelity: Fidelity, searched: set[str]) -> RunConfig:
+    full = base.federation.rounds
+    for key in ("rounds", "min_rounds"):
+        rounds = getattr(fidelity, key)
+        if rounds is not None and rounds > full and "federation.rounds" not in searched:
+            raise _err(
+                f"fidelity.{key}",
+                f"{rounds} rounds is more than the full run's {full} (the base config's "
+                "federation.rounds); a trial runs at most the full run",
+            )
     if not fidelity.overrides():
         return base
     try:
@@ -326,7 +335,7 @@ def check_space(
             "time_to_accuracy needs federation.target_accuracy in the base config "
             "(the validation accuracy to reach)",
         )
-    trial_base = _fidelity_base(base, fidelity)
+    trial_base = _fidelity_base(base, fidelity, {p.name for p in params})
     fitted = []
     for p in params:
         setting = fidelity.setting_of(p.name)

@@ -63,10 +63,16 @@ def export_best(study: optuna.Study, out: str | Path, number: int | None = None)
     path = out_file(out, example="best.yaml")
     config = best_config(study, number)
     trial = best_trial(study, number)
+    lower = _lower_fidelity(study, trial, config)
+    where = (
+        f"at full fidelity.\n# Reproduce with: fedhpo run {out}\n"
+        if lower is None
+        else f"measured at the search's fidelity ({lower}); this file is the full run, "
+        f"whose value differs:\n# fedhpo run {out}\n"
+    )
     header = (
         f"# Best config of study {study.study_name!r}: trial {trial.number}, "
-        f"{_evidence(study, trial)}, at full fidelity.\n"
-        f"# Reproduce with: fedhpo run {out}\n"
+        f"{_evidence(study, trial)}, {where}"
     )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -74,6 +80,37 @@ def export_best(study: optuna.Study, out: str | Path, number: int | None = None)
     except OSError as exc:
         raise writing_error(path, exc) from None
     return config
+
+
+def _lower_fidelity(
+    study: optuna.Study, trial: optuna.trial.FrozenTrial, config: RunConfig
+) -> str | None:
+    """How the run that ranked ``trial`` was smaller than ``config``'s full run (rounds,
+    cohort, data), e.g. ``4 of 12 rounds, data fraction 0.5``; None if it was the full run
+    (a promoted mean is over full runs; a trial the budget stopped says so itself)."""
+    promoted = rec.promotions(study).get(trial.number) or {}
+    ran = trial.user_attrs.get(rec.CONFIG)
+    if promoted.get("mean") is not None or trial.user_attrs.get(rec.BUDGET_STOP) or not ran:
+        return None
+    fed, full = ran.get("federation", {}), config.federation
+    out = []
+    if fed.get("rounds") != full.rounds:
+        out.append(f"{fed.get('rounds')} of {full.rounds} rounds")
+    cohort = (fed.get("clients_per_round"), fed.get("client_fraction"))
+    if cohort != (full.clients_per_round, full.client_fraction):
+        out.append(
+            f"{fed.get('clients_per_round')} clients per round of {full.clients_per_round}"
+            if cohort[0] is not None and full.clients_per_round is not None
+            else f"cohort {_cohort(*cohort)} of {_cohort(full.clients_per_round, full.client_fraction)}"
+        )
+    fraction = ran.get("data", {}).get("fraction", 1.0)
+    if fraction != config.data.fraction:
+        out.append(f"data fraction {fraction:g}")
+    return ", ".join(out) or None
+
+
+def _cohort(clients: int | None, fraction: float | None) -> str:
+    return f"{clients} clients" if clients is not None else f"a fraction {fraction:g} of clients"
 
 
 def _listed(study: optuna.Study, number: int) -> bool:

@@ -172,6 +172,30 @@ def test_tune_leaderboard_best_run(capsys, tmp_path, monkeypatch) -> None:
     ] == pytest.approx(rows[0]["client.lr"])
 
 
+@pytest.mark.parametrize(
+    ("fidelity", "says"),
+    [
+        ("{}", "at full fidelity.\n# Reproduce with: fedhpo run best.yaml"),
+        (
+            "{rounds: 4, clients_per_round: 3, data_fraction: 0.5}",
+            "measured at the search's fidelity (4 of 12 rounds, 3 clients per round of 4, "
+            "data fraction 0.5); this file is the full run",
+        ),
+    ],
+)
+def test_the_exported_header_says_at_which_fidelity_the_value_was_measured(
+    capsys, tmp_path, monkeypatch, make_space, fidelity, says
+) -> None:
+    # it said "at full fidelity ... Reproduce with" for a 4-round trial on half the data
+    monkeypatch.chdir(tmp_path)
+    space = make_space(LR_MU, fidelity=fidelity)
+    assert run_cli(capsys, "tune", "--space", str(space), "--trials", "2")[0] == 0
+    assert run_cli(capsys, "best", "space", "--out", "best.yaml")[0] == 0
+    header = (tmp_path / "best.yaml").read_text()
+    assert says in header
+    assert ("at full fidelity" in header) == (fidelity == "{}")
+
+
 def test_tune_under_a_budget_prints_what_it_spent_against_it(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "base.yaml").write_text(BASE)

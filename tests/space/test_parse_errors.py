@@ -331,6 +331,20 @@ ERRORS = [
     ),
     ("fidelity-rounds", "fidelity: {rounds: 0}\n" + P, "fidelity.rounds", 1, "integer >= 1"),
     (
+        "fidelity-past-the-full-run",
+        "fidelity: {rounds: 50}\n" + P,
+        "fidelity.rounds",
+        1,
+        "50 rounds is more than the full run's 30 (the base config's federation.rounds)",
+    ),
+    (
+        "first-rung-past-the-full-run",
+        "fidelity: {min_rounds: 40}\n" + P,
+        "fidelity.min_rounds",
+        1,
+        "40 rounds is more than the full run's 30",
+    ),
+    (
         "fidelity-both",
         "fidelity: {clients_per_round: 3, client_fraction: 0.5}\n" + P,
         "fidelity.client_fraction",
