@@ -81,6 +81,12 @@ def used(trials: list[FrozenTrial]) -> int:
     return len(trials) - len(retried(trials))
 
 
+def done(trials: list[FrozenTrial]) -> int:
+    """How much of a trial budget ``trials`` used already: :func:`used` but the queued ones
+    (retries of stopped trials, the base config), which a new session counts among its own."""
+    return used(trials) - sum(t.state == TrialState.WAITING for t in trials)
+
+
 def running_elsewhere(trials: Iterable[FrozenTrial]) -> list[FrozenTrial]:
     """RUNNING trials that a fedhpo worker owns (others, e.g. foreign ones, are not waited on)."""
     return [t for t in trials if t.state == TrialState.RUNNING and rec.WORKER in t.user_attrs]

@@ -10,13 +10,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import optuna
-from optuna.trial import TrialState
 
 from fedhpo.errors import StudyError
 from fedhpo.space import SearchSpace
 from fedhpo.store import Liveness, RetryPolicy, open_storage
 from fedhpo.store import records as rec
-from fedhpo.store.budget import Budget, load_budget, save_budget, used
+from fedhpo.store.budget import Budget, done, load_budget, save_budget
 from fedhpo.store.lock import StudyLock
 from fedhpo.tune._checks import check_runnable
 from fedhpo.tune._objective import cached_dataset
@@ -50,12 +49,8 @@ def _ensure_budget(opts: TuneOptions, trials: int | None, timeout: float | None)
                 f"study {opts.study!r} has no trial budget; give --trials N or --timeout S",
                 key="--trials",
             )
-        done = study.get_trials(deepcopy=False)
-        total = (
-            None
-            if trials is None
-            else used([t for t in done if t.state != TrialState.WAITING]) + trials
-        )
+        existing = study.get_trials(deepcopy=False)
+        total = None if trials is None else done(existing) + trials
         budget = Budget(trials=total, timeout=timeout)
         save_budget(study, budget)
         return budget

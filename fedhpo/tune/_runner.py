@@ -21,7 +21,7 @@ from fedhpo.sim.threads import set_threads
 from fedhpo.space import SearchSpace, grid_search_space
 from fedhpo.store import Liveness, RetryPolicy, check_study_name, open_storage
 from fedhpo.store import records as rec
-from fedhpo.store.budget import Budget, load_budget, retried, save_budget, used
+from fedhpo.store.budget import Budget, done, load_budget, retried, save_budget
 from fedhpo.store.lock import StudyLock
 from fedhpo.store.retry import warn
 from fedhpo.tune._baseline import ORIGIN, base_point
@@ -149,7 +149,7 @@ def start_budget(
         trials = study.get_trials(deepcopy=False)
         total = None
         if opts.trials is not None:
-            total = used([t for t in trials if t.state != TrialState.WAITING]) + opts.trials
+            total = done(trials) + opts.trials
             if space.tuner.sampler == "grid":
                 total = min(total, math.prod(len(v) for v in grid_search_space(space).values()))
         steps = None

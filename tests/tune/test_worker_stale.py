@@ -69,3 +69,33 @@ def test_a_second_signal_while_a_stopped_trial_is_queued_again_loses_nothing(
         Worker(study, StudyLock(url, "s"), objective).run()
     states = [t.state for t in study.get_trials()]
     assert states == [TrialState.FAIL, TrialState.WAITING]  # queued again all the same
+
+
+def _interrupted_study(url: str, name: str) -> optuna.Study:
+    """Trial 0 done; trials 1 and 2 stopped by Ctrl-C and queued again as 3 and 4."""
+    study = optuna.create_study(storage=open_storage(url), study_name=name, direction="maximize")
+    x = optuna.distributions.FloatDistribution(0.0, 1.0)
+    study.tell(study.ask({"x": x}), 0.5)
+    for _ in range(2):
+        trial = study.ask({"x": x})
+        study.tell(trial, state=TrialState.FAIL)
+        RetryTrial()(study, study._storage.get_trial(trial._trial_id))
+    return study
+
+
+def test_a_resumed_session_counts_the_trials_queued_again_among_its_own(
+    tmp_path, make_space
+) -> None:
+    # after Ctrl-C left 2 trials queued again, `tune --trials 3` ran 5 trials (bar "5/3")
+    from fedhpo.space import load_space
+    from fedhpo.tune._join import _ensure_budget
+    from fedhpo.tune._runner import TuneOptions, start_budget
+    from tests.helpers import LR_MU
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = _interrupted_study(url, "s")
+    opts = TuneOptions(storage=url, study="s", trials=3)
+    assert start_budget(load_space(make_space(LR_MU)), opts, study).trials == 1 + 3
+    _interrupted_study(url, "w")  # a worker's first budget on such a study, alike
+    opts = TuneOptions(storage=url, study="w", trials=3)
+    assert _ensure_budget(opts, 3, None).trials == 1 + 3
