@@ -37,6 +37,7 @@ OBJECTIVES = "objectives"  # [{"metric": ..., "direction": ...}]
 PROMOTIONS = "promotions"  # {"<trial number>": {"seeds": [...], "values": [...], ...}}
 BUDGET = "budget"  # {"trials": total, "timeout": seconds, "started": epoch seconds} of all workers
 FIDELITY_CHECK = "fidelity_check"  # the calibration: rank correlation per rung, the choice
+SESSIONS = "sessions"  # how many `fedhpo tune` sessions began on the study (seeds differ)
 COMPUTE = "compute"  # {"full_run_steps": ..., "spent_steps": ...} of the last tune session
 
 CURVE_KEYS = ("train_loss", "val_loss", "val_accuracy", "sim_seconds")

@@ -36,6 +36,7 @@ from fedhpo.tune._promote import promote
 from fedhpo.tune._runner import (
     Progress,
     TuneOptions,
+    begin_session,
     create_or_resume,
     run_trials,
     start_budget,
@@ -135,6 +136,7 @@ def tune(
         limit = None if budget is None else int(budget * full_steps)
         start_budget(space, dataclasses.replace(opts, limit_steps=limit), handle, before, False)
         return optuna.load_study(study_name=name, storage=open_storage(storage))
+    opts = dataclasses.replace(opts, session=begin_session(opts, handle))
     check = _calibrate(space, opts, handle, progress, log, run, budget, full_steps)
     # promotion re-runs the top configs' other seeds and all of the base config's: under the
     # default schedule the base config stops at the first rung, so it has no full run yet

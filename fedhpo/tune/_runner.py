@@ -57,6 +57,18 @@ class TuneOptions:
     """Modules every job process imports (``--plugin``)."""
     liveness: Liveness = Liveness()
     retry: RetryPolicy = RetryPolicy()
+    session: int = 0
+    """Which ``fedhpo tune`` session on the study this is (0: the first): sessions that run
+    at once, or one after the other, draw their own proposals (:func:`begin_session`)."""
+
+
+def begin_session(opts: TuneOptions, study: optuna.Study) -> int:
+    """Number this ``fedhpo tune`` session on ``study`` (under the study lock: two started
+    at once get two numbers), for the sampler seeds of its jobs."""
+    with StudyLock(opts.storage, opts.study, opts.retry).held():
+        session = int(study.user_attrs.get(rec.SESSIONS, 0))
+        study.set_user_attr(rec.SESSIONS, session + 1)
+    return session
 
 
 def _directions(space: SearchSpace) -> list[str]:
@@ -167,7 +179,8 @@ def _load_for_worker(space: SearchSpace, opts: TuneOptions, worker: int) -> optu
     storage = open_storage(opts.storage, liveness=opts.liveness, retry=opts.retry)
     probe = optuna.load_study(study_name=opts.study, storage=storage)
     offset = len(probe.get_trials(deepcopy=False))
-    seed = derive_seed(space.tuner.seed, offset, worker) % (2**31)
+    path = (offset, worker) if opts.session == 0 else (offset, worker, opts.session)
+    seed = derive_seed(space.tuner.seed, *path) % (2**31)
     grid = grid_search_space(space) if space.tuner.sampler == "grid" else None
     return optuna.load_study(
         study_name=opts.study,

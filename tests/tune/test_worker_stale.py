@@ -99,3 +99,25 @@ def test_a_resumed_session_counts_the_trials_queued_again_among_its_own(
     _interrupted_study(url, "w")  # a worker's first budget on such a study, alike
     opts = TuneOptions(storage=url, study="w", trials=3)
     assert _ensure_budget(opts, 3, None).trials == 1 + 3
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")
+def test_tune_sessions_of_one_study_draw_their_own_proposals(tmp_path, make_space) -> None:
+    # two `fedhpo tune` of one study started together loaded it at the same point, with the
+    # same sampler seed, and ran the same configs side by side
+    from fedhpo.space import load_space
+    from fedhpo.store import records as rec
+    from fedhpo.tune import tune
+    from fedhpo.tune._runner import TuneOptions, _load_for_worker
+    from tests.helpers import LR_MU
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    space = load_space(make_space(LR_MU))
+    tune(space, storage=url, study="s", trials=1, log=lambda _: None)
+    tune(space, storage=url, study="s", trials=1, log=lambda _: None)
+    assert optuna.load_study(study_name="s", storage=url).user_attrs[rec.SESSIONS] == 2
+    proposals = []
+    for session in (0, 1):  # the same study, trials and worker index: only the session differs
+        study = _load_for_worker(space, TuneOptions(url, "s", 1, session=session), 0)
+        proposals.append(study.ask().suggest_float("client.lr", 1e-4, 1.0, log=True))
+    assert proposals[0] != proposals[1]
