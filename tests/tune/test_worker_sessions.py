@@ -1,6 +1,8 @@
-"""A trial failed meanwhile by another worker (its heartbeat looked stale to it, say after a
-long pause or a database outage past the grace period): its late result is dropped and the
-worker goes on. It crashed with a traceback ("Cannot tell a FAIL trial")."""
+"""Workers and sessions in the corners QA found: a trial failed meanwhile by another worker
+(its heartbeat looked stale to it, after a long pause or a database outage past the grace
+period) is dropped, not a crash; a second signal cannot lose a trial being queued again; a
+resumed session counts the trials queued again among its own; sessions draw their own
+proposals."""
 
 from __future__ import annotations
 
