@@ -44,6 +44,11 @@ def _base(spec: Any, base_dir: Path | None, override: BaseArg) -> tuple[RunConfi
     try:
         return load_config(path), path
     except ConfigError as exc:
+        if override is not None:  # the flag's path, not the file's `base:`
+            raise SearchSpaceError(
+                f"cannot load the base run config: {exc}; fix that file or give another --base",
+                source="--base",
+            ) from None
         raise SearchSpaceError(
             f"cannot load the base run config: {exc}; fix that file or point `base` elsewhere",
             key="base",

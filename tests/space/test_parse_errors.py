@@ -396,3 +396,13 @@ def test_malformed_base_config_keeps_its_message(write_space, tmp_path: Path) ->
         load_space(write_space("base: run.yaml\n" + P))
     assert (info.value.key, info.value.line) == ("base", 1)
     assert "run.yaml:2: `client.lr`: must be > 0, got -1" in info.value.message
+
+
+def test_a_bad_base_override_is_blamed_on_the_flag_not_the_file(write_space, tmp_path) -> None:
+    # `fedhpo space check s.yaml --base nonexist.yaml` said "s.yaml:1: `base`: ..."
+    path = write_space("base: nothere.yaml\n" + P)
+    with pytest.raises(SearchSpaceError) as info:
+        load_space(path, base=str(tmp_path / "missing.yaml"))
+    text = str(info.value)
+    assert text.startswith("--base: ") and str(path) not in text
+    assert "missing.yaml" in text and "file not found" in text and "give another --base" in text
