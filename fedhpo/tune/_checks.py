@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fedhpo._yaml import load_yaml
 from fedhpo.errors import ConfigError, SearchSpaceError
 from fedhpo.sim.names import REGISTRY_FIELDS, check_name, check_names
 from fedhpo.space import CategoricalParam, SearchSpace
@@ -31,11 +32,21 @@ def _check_names(space: SearchSpace) -> None:
                 try:
                     check_name(param.name, choice)
                 except ConfigError as exc:
+                    key = f"params.{param.name}.choices"
                     raise SearchSpaceError(
                         f"choice {choice!r}: {exc.message}",
-                        key=f"params.{param.name}.choices",
+                        key=key,
                         source=space.source,
+                        line=_line_in(space.source, key),
                     ) from None
+
+
+def _line_in(source: str, key: str) -> int | None:
+    """The line of ``key`` in the space file ``source`` (None if it cannot be read again)."""
+    try:
+        return load_yaml(source, SearchSpaceError).line_of(key)
+    except SearchSpaceError:
+        return None
 
 
 def check_runnable(space: SearchSpace) -> None:

@@ -67,6 +67,8 @@ def test_unknown_server_optimizer_stops_tune_before_any_study(
     assert code == 2 and "Traceback" not in err and err.count("\n") == 1, err
     assert UNKNOWN in err and "--plugin" in err
     assert ("params.server.optimizer" in err) == (choices is not None)
+    if choices is not None:  # the file and the choices' line, as for other space errors
+        assert f"{space}:5: `params.server.optimizer.choices`" in err
     assert not (tmp_path / "fedhpo.db").exists()
     assert not (tmp_path / "imported.marker").exists()  # not named, so never imported
     code, _, err = cli(capsys, "space", "check", str(space))
