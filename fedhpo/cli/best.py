@@ -6,12 +6,14 @@ import argparse
 import shlex
 import warnings
 
+import optuna
+
 from fedhpo.cli._common import add_plugin_arg, at_least, console, load_args_plugins, plugin_flags
 from fedhpo.cli._study_args import add_storage_arg, load_study
 from fedhpo.config import RunConfig, dump_config
-from fedhpo.errors import ConfigError
+from fedhpo.errors import ConfigError, StudyError
 from fedhpo.sim.names import check_names
-from fedhpo.store import best_config, export_best
+from fedhpo.store import DEFAULT_STORAGE, best_config, export_best, mask_url
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -34,9 +36,29 @@ def _note_unregistered(config: RunConfig) -> None:
         warnings.warn(f"`{exc.key}`: {exc.message}; `fedhpo run` will need it", stacklevel=2)
 
 
+def _pointing_here(exc: StudyError, args: argparse.Namespace) -> StudyError:
+    """The error with its `fedhpo leaderboard` hint naming the study and ``--storage`` (masked,
+    shell-quoted) when the study is not in the default database, so the hint can be pasted."""
+    if args.storage == DEFAULT_STORAGE:
+        return exc
+    name = shlex.quote(args.study)
+    flag = f" --storage {shlex.quote(mask_url(args.storage))}"
+    message = exc.message.replace(
+        f"`fedhpo leaderboard {name} --all`", f"`fedhpo leaderboard {name}{flag} --all`"
+    ).replace("`fedhpo leaderboard`", f"`fedhpo leaderboard {name}{flag}`")
+    return StudyError(message, key=exc.key, source=exc.source, line=exc.line)
+
+
 def main(args: argparse.Namespace) -> int:
     load_args_plugins(args)
     study = load_study(args.study, args.storage)
+    try:
+        return _export(args, study)
+    except StudyError as exc:
+        raise _pointing_here(exc, args) from exc
+
+
+def _export(args: argparse.Namespace, study: optuna.Study) -> int:
     if args.out is None:
         config = best_config(study, args.trial)
         print(dump_config(config), end="")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+import pandas as pd
+
 from fedhpo.cli._common import at_least, console
 from fedhpo.cli._format import add_format_arg, leader_note, print_frame
 from fedhpo.cli._study_args import add_storage_arg, load_study
@@ -23,11 +25,30 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=main)
 
 
+#: Columns that count something or name a round: integers, empty where a row has none.
+INTEGER_COLUMNS = ("rank", "trial", "front", "rounds", "ahead_at_round", "promoted_seeds")
+
+
+def as_data(board: pd.DataFrame, others: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The leaderboard for ``--format csv|json``: with ``others`` (``--all``), the trials
+    that did not complete follow the ranked ones, unranked, and every row has its ``reason``
+    and ``worker``; counts and rounds are (nullable) integers, not floats."""
+    frame = board
+    if others is not None and not others.empty:
+        detail = others[["trial", "reason", "worker"]]
+        if not board.empty:
+            frame = board.merge(detail, on="trial", how="left")
+        rest = others[~others["trial"].isin(board["trial"])] if not board.empty else others
+        frame = pd.concat([f for f in (frame, rest) if not f.empty], ignore_index=True)
+    ints = {c: "Int64" for c in INTEGER_COLUMNS if c in frame}
+    return frame.astype(ints)
+
+
 def main(args: argparse.Namespace) -> int:
     study = load_study(args.study, args.storage)
     board = leaderboard(study, top=args.top)
     if args.format != "table":
-        print_frame(board, args.format)
+        print_frame(as_data(board, other_trials(study) if args.all else None), args.format)
         return 0
     if board.empty:
         console.print(f"study {args.study!r} has no complete trial yet")

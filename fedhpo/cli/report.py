@@ -35,9 +35,12 @@ def main(args: argparse.Namespace) -> int:
     if bool(args.study) == bool(args.compare):
         raise StudyError("give one STUDY, or --compare STUDY_A STUDY_B ...", key="STUDY")
     if args.compare:
+        twice = next((n for i, n in enumerate(args.compare) if n in args.compare[:i]), None)
+        if twice is not None:
+            raise StudyError(f"study {twice!r} is named twice; name each once", key="--compare")
         studies = [load_study(name, args.storage) for name in args.compare]
         index = write_comparison(studies, args.out)
     else:
-        index = write_report(load_study(args.study, args.storage), args.out)
+        index = write_report(load_study(args.study, args.storage), args.out, args.storage)
     console.print(f"wrote {index}", markup=False, highlight=False, soft_wrap=True)
     return 0

@@ -12,6 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from fedhpo.store import leaderboard, other_trials
 from fedhpo.store import records as rec
+from fedhpo.store.budget import Budget, load_budget
 
 LEADERBOARD_TOP = 20
 
@@ -49,6 +50,7 @@ class LeaderboardData:
     best_trial: int | None
     best_params: dict[str, Any]
     others: TableData
+    note: str | None = None  # why a trial that did not complete is ranked
 
 
 @dataclass(frozen=True)
@@ -196,9 +198,27 @@ def header_data(study: optuna.Study) -> HeaderData:
         counts=counts,
         total_wall_seconds=total,
         version=_text(attrs.get(rec.VERSION)),
-        tuner=dict(space.get("tuner") or {}) if isinstance(space, dict) else {},
+        tuner=_tuner(study, space.get("tuner") if isinstance(space, dict) else None),
         fidelity=dict(space.get("fidelity") or {}) if isinstance(space, dict) else {},
     )
+
+
+def _tuner(study: optuna.Study, settings: Any) -> dict[str, Any]:
+    """The space's tuner settings with the limits the study ran under in place of the space
+    file's (which ``--trials``, ``--budget`` and ``--timeout`` override, and which records
+    its defaults): the shared budget's trials and timeout, the last session's compute budget
+    in full runs, or the shared budget in client steps when no session recorded its compute
+    (a ``--create-only`` study run by workers). Limits the study did not record are left out."""
+    tuner = dict(settings) if isinstance(settings, dict) else {}
+    budget = load_budget(study) or Budget()
+    compute = study.user_attrs.get(rec.COMPUTE)
+    ran = {"trials": budget.trials, "budget": None, "timeout": budget.timeout}
+    if isinstance(compute, dict):
+        ran["budget"] = compute.get("budget")
+    else:
+        ran["budget steps"] = budget.steps
+    tuner.update(ran)
+    return {k: v for k, v in tuner.items() if v is not None}
 
 
 def _text(value: Any) -> str | None:
@@ -225,7 +245,9 @@ def leaderboard_data(study: optuna.Study, top: int = LEADERBOARD_TOP) -> Leaderb
     """The store's leaderboard (top ``top``), the best trial's params, the other trials."""
     board = leaderboard(study, top=top)
     multi = len(study.directions) > 1
-    title = f"Top {len(board)} complete trials" + (" by Pareto front" if multi else "")
+    unfinished = _unfinished(board)
+    which = "trials" if unfinished else "complete trials"
+    title = f"Top {len(board)} {which}" + (" by Pareto front" if multi else "")
     best = best_trial_number(study)
     params: dict[str, Any] = {}
     if best is not None:
@@ -236,7 +258,29 @@ def leaderboard_data(study: optuna.Study, top: int = LEADERBOARD_TOP) -> Leaderb
         best_trial=None if multi else best,
         best_params=params,
         others=_table(other_trials(study)),
+        note=" ".join(unfinished) or None,
     )
+
+
+def _unfinished(board: Any) -> list[str]:
+    """Why each ranked trial that did not complete is on the board: stopped by the budget
+    while ahead (ranked by its value at that round), or re-run by promotion."""
+    out = []
+    for row in board.itertuples(index=False):
+        if row.state == "complete":
+            continue
+        ahead = _plain(getattr(row, "ahead_at_round", None))
+        if ahead is not None:
+            out.append(
+                f"Trial {row.trial} did not finish: the budget stopped it at round {int(ahead)}, "
+                "where it was ahead of the best complete trial (its value is the one there)."
+            )
+        else:
+            out.append(
+                f"Trial {row.trial} did not finish its tuning run ({row.state}); it is ranked "
+                "by its full-fidelity re-runs."
+            )
+    return out
 
 
 def running_best(values: list[float], direction: str) -> list[float]:
@@ -288,11 +332,18 @@ def _steps(trial: FrozenTrial, metric: str) -> tuple[list[int], list[float]]:
 
 
 def curves_data(study: optuna.Study) -> CurvesData:
-    """Every trial's objective metric over rounds; pruned ones flagged, the best marked."""
+    """Every trial's objective metric over rounds; pruned ones flagged, the best marked.
+    An objective no trial has per round (``time_to_accuracy``: one number per run) gives
+    validation accuracy per round instead, as the curves in simulated time do."""
     metric, _ = primary(study)
+    trials = _trials(study)
+    if not any(
+        t.intermediate_values or metric in (t.user_attrs.get(rec.CURVES) or {}) for t in trials
+    ):
+        metric = "val_accuracy"
     best = best_trial_number(study)
     curves = []
-    for t in _trials(study):
+    for t in trials:
         steps, values = _steps(t, metric)
         if not steps:
             continue

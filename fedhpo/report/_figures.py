@@ -405,10 +405,13 @@ def comparison_figures(data: ComparisonData) -> tuple[go.Figure, go.Figure]:
         name = f"{label(s.study)} ({label(s.metric)}, {s.direction[:3]})"
         line = {"color": PALETTE[i % len(PALETTE)], "width": 2.5, "shape": "hv"}
         hover = "%{x:.4g}<br>best %{y:.4g}"  # Plotly adds the trace name
+        # a line through one point draws nothing: a marker shows it
+        drawn = sum(b is not None for b in s.best_so_far)
+        mode = "lines" if drawn > 1 else "lines+markers"
         by_count.add_scatter(
             x=s.trial_count,
             y=s.best_so_far,
-            mode="lines",
+            mode=mode,
             name=name,
             line=line,
             hovertemplate=hover,
@@ -416,7 +419,7 @@ def comparison_figures(data: ComparisonData) -> tuple[go.Figure, go.Figure]:
         by_time.add_scatter(
             x=s.cumulative_seconds,
             y=s.best_so_far,
-            mode="lines",
+            mode=mode,
             name=name,
             line=line,
             hovertemplate=hover,

@@ -10,6 +10,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from fedhpo.report._data import HeaderData, LeaderboardData, TableData
+from fedhpo.store import DEFAULT_STORAGE, mask_url
 
 PLOTLY_JS = "plotly.min.js"
 OTHERS_MAX_ROWS = 200
@@ -171,16 +172,27 @@ def header_section(data: HeaderData) -> Section:
     return Section("summary", "Summary", body)
 
 
-def leaderboard_section(data: LeaderboardData, study: str) -> Section:
-    """The leaderboard table, the best config's parameters, and the unfinished trials."""
+def storage_flag(url: str | None) -> str:
+    """`` --storage URL`` for a command to paste (the password masked, shell-quoted); empty
+    for the default database, or when the report does not know the study's URL."""
+    if url is None or url == DEFAULT_STORAGE:
+        return ""
+    return f" --storage {shlex.quote(mask_url(url))}"
+
+
+def leaderboard_section(data: LeaderboardData, study: str, storage: str | None = None) -> Section:
+    """The leaderboard table, the best config's parameters, and the unfinished trials; the
+    export command names ``storage``, the URL the study was read from."""
     if data.board.rows:
         body = f"<h3>{esc(data.title)}</h3>" + table(data.board, highlight=data.best_trial)
+        if data.note:
+            body += note(data.note)
     else:
         body = note("No complete trial: nothing to rank yet.", warn=True)
     if data.best_params:
         params = TableData(["parameter", "value"], [[k, v] for k, v in data.best_params.items()])
         body += f"<h3>Best config: trial {esc(data.best_trial)}</h3>{table(params)}"
-        command = f"fedhpo best {shlex.quote(study)} --out best.yaml"
+        command = f"fedhpo best {shlex.quote(study)}{storage_flag(storage)} --out best.yaml"
         body += note(f"Export it at full fidelity with: {command}")
     if data.others.rows:
         body += "<h3>Trials that did not complete</h3>"

@@ -99,8 +99,9 @@ def _insight_sections(study: optuna.Study) -> list[Section]:
             "curves",
             "Learning curves",
             figs.curves_figure(curves) if curves.curves else None,
-            f"{metric} at each evaluation round of every trial: pruned trials faint grey, "
-            "complete ones blue, the best one bold orange.",
+            f"{curves.metric} at each evaluation round of every trial: pruned trials faint "
+            "grey, complete ones blue, the best one bold orange."
+            + ("" if curves.metric == metric else f" ({metric} is one number per trial.)"),
             "No trial reported any round.",
         ),
         *_time_sections(study),
@@ -190,12 +191,13 @@ def _pareto_sections(study: optuna.Study) -> list[Section]:
     return [figure_section("pareto", "Pareto front", fig, intro, NO_COMPLETE)]
 
 
-def study_sections(study: optuna.Study) -> list[Section]:
-    """Every section of a single-study report, in page order."""
+def study_sections(study: optuna.Study, storage: str | None = None) -> list[Section]:
+    """Every section of a single-study report, in page order; commands it suggests name
+    ``storage``, the URL the study was read from (None: unknown, left out)."""
     single = len(study.directions) == 1
     return [
         header_section(header_data(study)),
-        leaderboard_section(leaderboard_data(study), study.study_name),
+        leaderboard_section(leaderboard_data(study), study.study_name, storage),
         *_pareto_sections(study),
         *_insight_sections(study),
         *([_fidelity_section(study)] if single else []),
@@ -203,9 +205,10 @@ def study_sections(study: optuna.Study) -> list[Section]:
     ]
 
 
-def report_html(study: optuna.Study) -> str:
-    """The single-study report page (expects plotly.min.js next to it)."""
-    return page(f"fedhpo report: {study.study_name}", study_sections(study))
+def report_html(study: optuna.Study, storage: str | None = None) -> str:
+    """The single-study report page (expects plotly.min.js next to it); ``storage``: the
+    study's URL, for the commands it suggests."""
+    return page(f"fedhpo report: {study.study_name}", study_sections(study, storage))
 
 
 def comparison_html(studies: Sequence[optuna.Study]) -> str:
@@ -282,11 +285,14 @@ def _write_files(out: Path, text: str) -> Path:
     return index
 
 
-def write_report(study: optuna.Study, out_dir: str | Path | None = None) -> Path:
+def write_report(
+    study: optuna.Study, out_dir: str | Path | None = None, storage: str | None = None
+) -> Path:
     """Write ``index.html`` and ``plotly.min.js`` to ``out_dir`` (default
-    ``reports/<safe study name>``); returns the index path. Opens offline."""
+    ``reports/<safe study name>``); returns the index path. Opens offline. ``storage``: the
+    URL the study was read from, which the commands the report suggests then name."""
     out = out_folder(out_dir or default_out_dir(study.study_name))  # before the work
-    return write_page(out, report_html(study))
+    return write_page(out, report_html(study, storage))
 
 
 def write_comparison(studies: Sequence[optuna.Study], out_dir: str | Path | None = None) -> Path:

@@ -43,3 +43,22 @@ def test_unknown_study_is_a_study_error(studies) -> None:
 def test_study_xor_compare(studies, argv: list[str]) -> None:
     with pytest.raises(StudyError, match="--compare"):
         run([*argv, "--storage", studies.storage])
+
+
+def test_compare_refuses_a_study_named_twice(studies, tmp_path: Path, capsys) -> None:
+    # it drew the study's traces twice, one over the other
+    from fedhpo.cli.main import main
+
+    argv = ["report", "--compare", "lr_mu", "mo", "lr_mu", "--storage", studies.storage]
+    assert main([*argv, "--out", str(tmp_path / "cmp")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert "'lr_mu' is named twice" in err
+    assert not (tmp_path / "cmp").exists()
+
+
+def test_the_report_hint_names_the_storage_it_was_read_from(studies, tmp_path: Path) -> None:
+    out = tmp_path / "rep"
+    assert run(["lr_mu", "--storage", studies.storage, "--out", str(out)]) == 0
+    page = (out / "index.html").read_text()
+    assert f"fedhpo best lr_mu --storage {studies.storage} --out best.yaml" in page
