@@ -332,6 +332,9 @@ def _quality(args: argparse.Namespace, log: Any) -> int:
 
 
 def _fedprox(args: argparse.Namespace, log: Any) -> int:
+    twice = next((s for i, s in enumerate(args.seeds) if s in args.seeds[:i]), None)
+    if twice is not None:  # the mean over seeds would count it twice
+        raise FedhpoError(f"seed {twice} is given twice; give each seed once", key="--seeds")
     base = load_config(args.config)
     arms = run_fedprox_check(base, args.seeds, args.rounds, args.jobs, log)
     summary = summarize(arms)

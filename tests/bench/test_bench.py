@@ -141,6 +141,7 @@ def test_plain_table_aligns_numbers_right() -> None:
         (["--workload", "run", "--seeds", "3"], "`--seeds`: applies to --workload fedprox only"),
         (["--trials", "5"], "`--trials`: applies to --tune only"),
         (["--tune", "--workload", "quality"], "`--workload`: --tune times a search on its own"),
+        (["--workload", "fedprox", "--seeds", "0", "0"], "`--seeds`: seed 0 is given twice"),
     ],
 )
 def test_an_option_of_another_workload_is_refused_not_ignored(argv, message, capsys) -> None:
