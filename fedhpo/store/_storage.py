@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 import warnings
@@ -10,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from fedhpo.errors import StudyError
 from fedhpo.store._rdb import FedhpoStorage
 from fedhpo.store.budget import RetryTrial
-from fedhpo.store.retry import RetryPolicy
+from fedhpo.store.retry import RetryPolicy, unwritable_sqlite
 
 DEFAULT_STORAGE = "sqlite:///fedhpo.db"
 SQLITE_BUSY_TIMEOUT_S = 120
@@ -65,21 +66,59 @@ def check_study_name(name: str) -> None:
     raise StudyError(f"the study name {name[:40]!r} {problem}; give another", key="--study")
 
 
+_IN_MEMORY = (
+    "an in-memory SQLite database ({url}) cannot hold a study that several processes and "
+    "commands share; give a file, e.g. sqlite:///fedhpo.db"
+)
+
+
 def _sqlite_path(url: str) -> Path | None:
+    """The database file of a SQLite ``url`` (None for other backends). StudyError for an
+    in-memory database (``sqlite://``, ``sqlite:///:memory:``, a ``mode=memory`` URI): every
+    :func:`open_storage` would get a new, empty one."""
     parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+    if parsed.get_backend_name() != "sqlite":
         return None
-    if parsed.database == ":memory:":
-        return None
-    return Path(parsed.database)
+    database = parsed.database or ""
+    name = database  # what SQLite is given: a URI with uri=true
+    if name.startswith("file:") and parsed.query.get("uri") == "true":
+        name = name[len("file:") :]
+    if name in ("", ":memory:") or parsed.query.get("mode") == "memory":
+        raise StudyError(_IN_MEMORY.format(url=url), key="--storage")
+    return Path(database)
 
 
-def prepare_sqlite(url: str) -> None:
-    """Create the SQLite file's folder and switch it to WAL journaling (persistent), so
-    readers never block the writer and several trial processes can share one file."""
+def _check_writable(path: Path) -> None:
+    """StudyError unless this process can write ``path`` (if it exists) and its folder (for
+    SQLite's journal files and fedhpo's lock file), before anything is written."""
+    if path.exists() and not os.access(path, os.W_OK):
+        raise StudyError(
+            f"{str(path)!r} is read-only: fedhpo tune and fedhpo worker write the study there; "
+            "give a writable copy or fix its permissions",
+            key="--storage",
+        )
+    folder = path.parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise StudyError(
+            f"folder {str(folder)!r} is read-only: fedhpo tune and fedhpo worker write the "
+            "study and its journal and lock files there; give a file in a writable folder or "
+            "fix its permissions",
+            key="--storage",
+        )
+
+
+def prepare_sqlite(url: str, *, write: bool = True) -> str:
+    """Check the SQLite file of ``url`` before anything is written to it; the URL to open.
+
+    ``write`` (commands that run trials): the file and its folder must be writable, and the
+    file is switched to WAL journaling (persistent), so readers never block the writer and
+    several trial processes can share one file. Otherwise (commands that only read) the file
+    is only read, and left as it is: a study in a read-only file or folder can be read
+    (:func:`_reader_url`).
+    """
     path = _sqlite_path(url)
     if path is None:
-        return
+        return url
     if not path.parent.exists():
         raise StudyError(
             f"folder {str(path.parent)!r} does not exist; create it or give another --storage",
@@ -90,9 +129,14 @@ def prepare_sqlite(url: str) -> None:
             f"{str(path)!r} is a folder; give a database file, e.g. {str(path / 'fedhpo.db')!r}",
             key="--storage",
         )
+    if write:
+        _check_writable(path)
     try:
+        if not write:
+            return _reader_url(url, path)
         with sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S) as conn:
             conn.execute("PRAGMA journal_mode=WAL")
+        return url
     except sqlite3.DatabaseError as exc:
         if "not a database" in str(exc):
             raise StudyError(
@@ -101,6 +145,40 @@ def prepare_sqlite(url: str) -> None:
                 key="--storage",
             ) from None
         raise StudyError(f"cannot open {str(path)!r}: {exc}", key="--storage") from None
+
+
+def _probe(uri: str) -> None:
+    """Read the schema of the SQLite database at ``uri`` (a ``file:`` URI): sqlite3's error
+    if it cannot be read, e.g. "file is not a database"."""
+    conn = sqlite3.connect(uri, uri=True, timeout=SQLITE_BUSY_TIMEOUT_S)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    finally:
+        conn.close()
+
+
+def _reader_url(url: str, path: Path) -> str:
+    """``url``, opened read-only, for a command that only reads ``path``.
+
+    A study in WAL mode (as ``fedhpo tune`` leaves it) needs a ``-shm`` file next to it even
+    to be read; in a folder this process cannot write, SQLite then refuses it ("attempt to
+    write a readonly database"). If no writer has it open (no ``-wal`` file), the URL of the
+    file as immutable is returned instead: read as it is on disk, which is then all of it.
+    """
+    uri = path.resolve().as_uri()
+    try:
+        _probe(f"{uri}?mode=ro")
+        return url
+    except sqlite3.OperationalError as exc:
+        if (
+            not unwritable_sqlite(exc)
+            or os.access(path.parent, os.W_OK)
+            or Path(f"{path}-wal").exists()
+        ):
+            raise
+    _probe(f"{uri}?mode=ro&immutable=1")
+    query = {"mode": "ro", "immutable": "1", "uri": "true"}
+    return URL.create("sqlite", database=uri, query=query).render_as_string(hide_password=False)
 
 
 def _require_file(url: str) -> None:
@@ -146,7 +224,8 @@ def open_storage(
     running forever. ``retry``: calls that fail because the database is unreachable are
     retried with backoff (workers); without it they fail at once (commands that only read).
     ``existing``: a SQLite file that does not exist is an error instead of a new, empty
-    database (commands that read a study: a mistyped path must not pass for "no studies").
+    database, and the file is only read, never prepared for writing (commands that read a
+    study: a mistyped path must not pass for "no studies", and a read-only file can be read).
     """
     if isinstance(url, optuna.storages.BaseStorage):
         return url
@@ -158,11 +237,19 @@ def open_storage(
             "postgresql://user@host:5432/dbname",
             key="--storage",
         ) from None
+    if backend == "postgres":  # an alias SQLAlchemy dropped, still common in docs and PaaS
+        fixed = "postgresql" + url[len("postgres") :]
+        raise StudyError(
+            f"the scheme is postgresql://, not postgres:// (SQLAlchemy dropped that alias); "
+            f"give {mask_url(fixed)!r}",
+            key="--storage",
+        )
+    engine_url = url  # a reader may get another URL of the same file (_reader_url)
     engine_kwargs: dict[str, Any] = {}
     if backend == "sqlite":
         if existing:
             _require_file(url)
-        prepare_sqlite(url)
+        engine_url = prepare_sqlite(url, write=not existing)
         engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
     else:
         # A retrying storage notices a dropped connection by the error and reconnects; a
@@ -172,7 +259,7 @@ def open_storage(
         with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return FedhpoStorage(
-                url,
+                engine_url,
                 retry=retry,
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=liveness.interval if liveness else None,
@@ -183,6 +270,13 @@ def open_storage(
         raise StudyError(
             f"no database driver for {backend!r}: {exc}; install it "
             "(for PostgreSQL: pip install 'fedhpo[postgres]')",
+            key="--storage",
+        ) from None
+    except NoSuchModuleError:
+        raise StudyError(
+            f"unknown database scheme {url.partition(':')[0] + '://'!r} in "
+            f"{mask_url(url)!r}; use sqlite:///path/to/file.db or "
+            "postgresql://user@host:5432/dbname",
             key="--storage",
         ) from None
     except Exception as exc:  # sqlalchemy.exc.OperationalError and friends

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -16,6 +17,11 @@ T = TypeVar("T")
 #: Errors that mean "the database is not reachable right now", not "the request is wrong".
 #: SQLite's "database is locked" is an OperationalError too, and is worth waiting out.
 TRANSIENT = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError)
+
+#: SQLite OperationalErrors that waiting does not fix: the file or its folder is read-only,
+#: or the file cannot be opened at all (SQLITE_READONLY, SQLITE_CANTOPEN and their messages).
+PERMANENT_SQLITE_CODES = frozenset({8, 14})
+PERMANENT_SQLITE_MESSAGES = ("attempt to write a readonly database", "unable to open database file")
 
 
 @dataclass(frozen=True)
@@ -41,12 +47,23 @@ class RetryPolicy:
         return out
 
 
+def unwritable_sqlite(error: BaseException | None) -> bool:
+    """True for a SQLite error that says the file cannot be written or opened at all."""
+    if not isinstance(error, sqlite3.Error):
+        return False
+    code = getattr(error, "sqlite_errorcode", None)  # Python 3.11+
+    if code is not None and (code & 0xFF) in PERMANENT_SQLITE_CODES:
+        return True
+    return any(text in str(error) for text in PERMANENT_SQLITE_MESSAGES)
+
+
 def is_transient(exc: BaseException) -> bool:
-    """True if ``exc`` or one of its causes is a connection-level database error."""
+    """True if ``exc`` or one of its causes is a connection-level database error (not one of
+    SQLite's that no wait fixes, such as "attempt to write a readonly database")."""
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, TRANSIENT):
-            return True
+            return not (isinstance(seen, sa_exc.DBAPIError) and unwritable_sqlite(seen.orig))
         seen = seen.__cause__ or seen.__context__
     return False
 
