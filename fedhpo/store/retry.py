@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import sqlite3
 import sys
-import time
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -13,6 +13,10 @@ from typing import TypeVar
 from sqlalchemy import exc as sa_exc
 
 T = TypeVar("T")
+
+#: Set when the process is asked to stop (a worker's SIGINT/SIGTERM): a call waiting for
+#: the database gives up at once, raising its last error, instead of waiting out the policy.
+GIVE_UP = threading.Event()
 
 #: Errors that mean "the database is not reachable right now", not "the request is wrong".
 #: SQLite's "database is locked" is an OperationalError too, and is worth waiting out.
@@ -86,7 +90,7 @@ def call_with_retry(fn: Callable[[], T], policy: RetryPolicy | None, what: str =
     """``fn()``, retried with backoff while it raises a transient database error.
 
     The first failure and the recovery are reported on stderr; after ``policy.total``
-    seconds the last error is raised.
+    seconds, or at once when :data:`GIVE_UP` is set, the last error is raised.
     """
     if policy is None:
         return fn()
@@ -97,9 +101,12 @@ def call_with_retry(fn: Callable[[], T], policy: RetryPolicy | None, what: str =
         except Exception as exc:
             if not is_transient(exc) or attempt == len(waits):
                 raise
+            if GIVE_UP.is_set():
+                raise
             if attempt == 0:
                 warn(f"database unavailable during {what} ({first_line(exc)}); retrying")
-            time.sleep(waits[attempt] * random.uniform(0.8, 1.0))
+            if GIVE_UP.wait(waits[attempt] * random.uniform(0.8, 1.0)):
+                raise
             continue
         if attempt > 0:
             warn(f"database back after {attempt} retries ({what})")

@@ -11,6 +11,7 @@ from types import FrameType
 
 import optuna
 
+from fedhpo.store import retry
 from fedhpo.store.retry import warn
 
 
@@ -35,6 +36,7 @@ class Stopper:
         again = self.requested is not None
         self.requested = signal.Signals(signum).name
         self._wake.set()
+        retry.GIVE_UP.set()  # a wait for the database ends: the worker is to stop
         if self._shields:
             self._deferred = True
         elif self.in_trial or again:
@@ -60,11 +62,13 @@ class Stopper:
             yield self
             return
         previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        retry.GIVE_UP.clear()
         try:
             yield self
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            retry.GIVE_UP.clear()
 
     @contextlib.contextmanager
     def trial(self) -> Iterator[None]:

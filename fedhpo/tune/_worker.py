@@ -126,6 +126,14 @@ class Worker:
         except Exception as exc:
             if not is_transient(exc):
                 raise
+            if stopper.requested:  # asked to stop while waiting for the database: stop
+                warn(
+                    f"stopped by {stopper.requested} while the database was unreachable "
+                    f"({first_line(exc)}); a trial this worker was running is failed and "
+                    "retried once its heartbeat is stale"
+                )
+                self.report.interrupted = stopper.requested
+                return self.report
             raise StudyError(
                 f"the database stayed unreachable longer than the retries ({first_line(exc)}); "
                 "a trial this worker was running is failed and retried once its heartbeat is "

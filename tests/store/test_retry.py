@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -150,3 +152,25 @@ def test_the_message_decides_where_sqlite_gives_no_error_code(message, unwritabl
     # Python 3.10's sqlite3 errors carry no sqlite_errorcode; one made here has none either
     assert unwritable_sqlite(sqlite3.OperationalError(message)) is unwritable
     assert not unwritable_sqlite(RuntimeError(message))
+
+
+def test_a_stop_request_ends_the_wait_for_the_database(monkeypatch) -> None:
+    # SIGTERM to a worker waiting out an outage was ignored until --db-retry ran out (300 s
+    # by default: past a batch scheduler's grace period)
+    from fedhpo.store import retry
+    from fedhpo.tune._signals import Stopper
+
+    calls = []
+
+    def down() -> None:
+        calls.append(1)
+        raise _down()
+
+    stopper = Stopper()
+    with stopper.installed():
+        os.kill(os.getpid(), signal.SIGTERM)  # between trials: only asks the worker to stop
+        assert stopper.requested == "SIGTERM" and retry.GIVE_UP.is_set()
+        with pytest.raises(optuna.exceptions.StorageInternalError):
+            call_with_retry(down, RetryPolicy(total=300.0), "trial claim")
+    assert len(calls) == 1  # no wait: the first failure is the last
+    assert not retry.GIVE_UP.is_set()  # another worker in this process waits again

@@ -123,3 +123,21 @@ def test_tune_sessions_of_one_study_draw_their_own_proposals(tmp_path, make_spac
         study = _load_for_worker(space, TuneOptions(url, "s", 1, session=session), 0)
         proposals.append(study.ask().suggest_float("client.lr", 1e-4, 1.0, log=True))
     assert proposals[0] != proposals[1]
+
+
+def test_a_stop_while_the_database_is_down_stops_the_worker(tmp_path, monkeypatch, capsys):
+    # SIGTERM during an outage: the worker waited out --db-retry, then exited 2
+    from sqlalchemy.exc import OperationalError
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = optuna.create_study(storage=open_storage(url), study_name="s", direction="maximize")
+    save_budget(study, Budget(trials=2))
+
+    def ask_while_down(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # the scheduler's notice, mid-outage
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(study, "ask", ask_while_down)
+    report = Worker(study, StudyLock(url, "s"), lambda trial: 0.0).run()
+    assert report.interrupted == "SIGTERM" and report.states == {}
+    assert "stopped by SIGTERM while the database was unreachable" in capsys.readouterr().err
