@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import os
 import uuid
-from pathlib import Path
 
 import optuna
 import pytest
 
 from fedhpo.cli.main import main
 from fedhpo.store import mask_url
-from tests.helpers import BASE, LR_MU
 
 SECRET = "s3cret-fedhpo"
 
@@ -40,17 +38,6 @@ def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
     return code, out + err
-
-
-@pytest.fixture
-def space(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "base.yaml").write_text(BASE.replace("rounds: 12", "rounds: 3"))
-    path = tmp_path / "pw.yaml"
-    path.write_text(
-        "base: base.yaml\ntuner: {sampler: random, pruner: none, trials: 2}\nparams:\n" + LR_MU
-    )
-    return path
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,6 @@ import pytest
 from fedhpo.cli.main import main
 from fedhpo.errors import StudyError
 from fedhpo.store import open_storage
-from tests.helpers import BASE, LR_MU
 
 READ_ONLY = (
     "is read-only: fedhpo tune and fedhpo worker write the study there; give a writable copy "
@@ -39,17 +38,6 @@ def _error(text: str) -> str:
     errors = [line for line in text.splitlines() if line.startswith("fedhpo: error:")]
     assert len(errors) == 1 and "Traceback" not in text, text
     return errors[0]
-
-
-@pytest.fixture
-def space(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "base.yaml").write_text(BASE.replace("rounds: 12", "rounds: 3"))
-    path = tmp_path / "space.yaml"
-    path.write_text(
-        "base: base.yaml\ntuner: {sampler: random, pruner: none, trials: 2}\nparams:\n" + LR_MU
-    )
-    return path
 
 
 def _files(folder: Path) -> dict[str, bytes]:
