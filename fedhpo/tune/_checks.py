@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fedhpo._yaml import load_yaml
 from fedhpo.errors import ConfigError, SearchSpaceError
+from fedhpo.sim.datasets import check_options
 from fedhpo.sim.names import REGISTRY_FIELDS, check_name, check_names
 from fedhpo.space import CategoricalParam, SearchSpace
 
@@ -51,6 +52,35 @@ def _line_in(source: str, key: str) -> int | None:
 
 def check_runnable(space: SearchSpace) -> None:
     """Raise a FedhpoError if ``space`` cannot run here: registry names (dataset, model,
-    server optimizer) not registered (is a ``--plugin`` missing?) or no validation data."""
+    server optimizer) not registered (is a ``--plugin`` missing?), dataset options the
+    dataset does not take, or no validation data."""
     _check_validation(space)
     _check_names(space)
+    _check_data_options(space)
+
+
+def _check_data_options(space: SearchSpace) -> None:
+    """Every value a ``data.options.*`` parameter can take (its choices, or the ends of its
+    range), as the dataset's builder will be given it (when the dataset is not searched)."""
+    names = {p.name for p in space.params}
+    if "data.name" in names:
+        return
+    for param in space.params:
+        if not param.name.startswith("data.options."):
+            continue
+        if isinstance(param, CategoricalParam):
+            tried = [("choices", v) for v in param.choices]
+        else:
+            tried = [("low", param.low), ("high", param.high)]
+        for field, value in tried:
+            try:
+                check_options(space.config_for({param.name: value}).data)
+            except ConfigError as exc:
+                key = f"params.{param.name}.{field}"
+                what = f"choice {value!r}: " if field == "choices" else ""
+                raise SearchSpaceError(
+                    f"{what}{exc.message}",
+                    key=key,
+                    source=space.source,
+                    line=_line_in(space.source, key),
+                ) from None

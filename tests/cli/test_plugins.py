@@ -129,3 +129,24 @@ def test_a_plugin_that_fails_on_import_is_one_line_naming_where(
     assert f"`--plugin`: plugin module {name!r} failed on import" in err
     assert fragment in err and f"{name}.py:{line}" in err
     sys.modules.pop(name, None)
+
+
+@pytest.mark.parametrize(
+    ("param", "fragment"),
+    [
+        ("{type: categorical, choices: [1.0, true]}", "choices`: choice True: expected float"),
+        ("{type: categorical, choices: [1.0, 'a']}", "choices`: choice 'a': expected float"),
+    ],
+)
+def test_a_dataset_option_the_dataset_rejects_stops_tune_before_any_study(
+    capsys, tmp_path, monkeypatch, param, fragment
+) -> None:
+    # `space check` said valid, then 4 of 6 trials failed with "expected float, got True"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "base.yaml").write_text(BASE)
+    space = tmp_path / "sp.yaml"
+    space.write_text(f"base: base.yaml\nparams:\n  data.options.alpha: {param}\n")
+    for argv in (["space", "check", str(space)], ["tune", "--space", str(space)]):
+        code, _, err = cli(capsys, *argv)
+        assert code == 2 and f"{space}:3: `params.data.options.alpha." in err and fragment in err
+    assert not (tmp_path / "fedhpo.db").exists()

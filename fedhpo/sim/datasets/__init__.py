@@ -9,6 +9,7 @@ from fedhpo.sim.datasets._idx import read_idx
 from fedhpo.sim.datasets._registry import (
     REQUIRED,
     build_dataset,
+    check_options,
     dataset_options,
     list_datasets,
     register_dataset,
@@ -17,6 +18,7 @@ from fedhpo.sim.datasets._registry import (
 __all__ = [
     "REQUIRED",
     "build_dataset",
+    "check_options",
     "dataset_options",
     "list_datasets",
     "read_idx",

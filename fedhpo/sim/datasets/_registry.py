@@ -162,6 +162,12 @@ def _validated_options(name: str, fn: Builder, options: Mapping[str, Any]) -> di
     return out
 
 
+def check_options(cfg: DataConfig) -> None:
+    """Raise :class:`~fedhpo.errors.ConfigError` if dataset ``cfg.name`` does not take
+    ``cfg.options`` (unknown, missing or mistyped options), without building anything."""
+    _validated_options(cfg.name, _builder(cfg.name), cfg.options)
+
+
 def build_dataset(cfg: DataConfig) -> FederatedDataset:
     """Build ``cfg.name`` with ``cfg.options``, then partition and split it (:func:`federate`)."""
     fn = _builder(cfg.name)
