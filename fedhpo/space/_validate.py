@@ -162,6 +162,12 @@ def _check_leaf(leaf: Condition, child: str, params: Mapping[str, Param]) -> Non
                     f"`{leaf.op}` needs a numeric parent, but `{parent.name}` has choices "
                     f"{parent.domain()}; use equal, not_equal or in",
                 )
+            if not any(leaf.holds({parent.name: c}) for c in parent.choices):
+                raise _err(
+                    key,
+                    f"no choice of `{parent.name}` ({parent.domain()}) is {leaf.op} than "
+                    f"{leaf.value!r}, so the condition would never hold",
+                )
             return
         known = {choice_key(c) for c in parent.choices}
         for v in values:
@@ -175,6 +181,26 @@ def _check_leaf(leaf: Condition, child: str, params: Mapping[str, Param]) -> Non
     for v in values:
         if not is_number(v):
             raise _err(key, f"`{parent.name}` is numeric; compare it with a number, not {v!r}")
+    if isinstance(parent, (FloatParam, IntParam)) and not _can_hold(leaf, parent.low, parent.high):
+        shown = list(leaf.value) if leaf.op == "in" else leaf.value
+        raise _err(
+            key,
+            f"`{parent.name}` is in [{parent.low:g}, {parent.high:g}], so `{leaf.op} {shown}` "
+            "would never hold; compare it with a value in its range",
+        )
+
+
+def _can_hold(leaf: Condition, low: float, high: float) -> bool:
+    """Whether a parent ranging over [low, high] can satisfy ``leaf`` (a numeric op)."""
+    if leaf.op == "greater":
+        return bool(high > leaf.value)
+    if leaf.op == "less":
+        return bool(low < leaf.value)
+    if leaf.op == "equal":
+        return bool(low <= leaf.value <= high)
+    if leaf.op == "in":
+        return any(low <= v <= high for v in leaf.value)
+    return not low == high == leaf.value  # not_equal
 
 
 def _cycle(pending: list[Param]) -> list[str]:

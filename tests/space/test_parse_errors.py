@@ -122,6 +122,30 @@ ERRORS = [
         "add it to params",
     ),
     (
+        "numeric-never-greater",
+        "params:\n  client.local_epochs: {type: int, low: 1, high: 4}\n"
+        "  client.mu: {type: float, low: 0, high: 1, when: {client.local_epochs: {greater: 100}}}\n",
+        "params.client.mu.when.client.local_epochs",
+        3,
+        "`client.local_epochs` is in [1, 4], so `greater 100` would never hold",
+    ),
+    (
+        "numeric-never-in",
+        "params:\n  client.local_epochs: {type: int, low: 1, high: 4}\n"
+        "  client.mu: {type: float, low: 0, high: 1, when: {client.local_epochs: {in: [0, 9]}}}\n",
+        "params.client.mu.when.client.local_epochs",
+        3,
+        "would never hold",
+    ),
+    (
+        "numeric-choices-never-less",
+        "params:\n  client.batch_size: [16, 32]\n"
+        "  client.mu: {type: float, low: 0, high: 1, when: {client.batch_size: {less: 8}}}\n",
+        "params.client.mu.when.client.batch_size",
+        3,
+        "would never hold",
+    ),
+    (
         "self-parent",
         "params:\n  client.lr: {type: float, low: 0.1, high: 1, when: {client.lr: {less: 0.5}}}\n",
         "params.client.lr.when.client.lr",
