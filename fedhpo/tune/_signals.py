@@ -36,7 +36,9 @@ class Stopper:
         again = self.requested is not None
         self.requested = signal.Signals(signum).name
         self._wake.set()
-        retry.GIVE_UP.set()  # a wait for the database ends: the worker is to stop
+        if again or not self.in_trial:  # a wait for the database ends: the worker is to stop
+            retry.GIVE_UP.set()  # (in a trial the first signal leaves the writes that stop
+            # it cleanly their retries; a second one is the way out of those too)
         if self._shields:
             self._deferred = True
         elif self.in_trial or again:

@@ -174,3 +174,19 @@ def test_a_stop_request_ends_the_wait_for_the_database(monkeypatch) -> None:
             call_with_retry(down, RetryPolicy(total=300.0), "trial claim")
     assert len(calls) == 1  # no wait: the first failure is the last
     assert not retry.GIVE_UP.is_set()  # another worker in this process waits again
+
+
+def test_a_trial_stopped_by_a_first_signal_keeps_its_retries_a_second_ends_them() -> None:
+    # the writes that fail the stopped trial and queue it again may wait for the database;
+    # a second signal is the way out of that wait
+    from fedhpo.store import retry
+    from fedhpo.tune._signals import Stopper
+
+    stopper = Stopper()
+    with stopper.installed():
+        with pytest.raises(KeyboardInterrupt), stopper.trial():
+            os.kill(os.getpid(), signal.SIGINT)
+        assert stopper.requested == "SIGINT" and not retry.GIVE_UP.is_set()
+        with pytest.raises(KeyboardInterrupt), stopper.shielded():
+            os.kill(os.getpid(), signal.SIGINT)  # deferred to the end of the block
+            assert retry.GIVE_UP.is_set()
