@@ -13,7 +13,7 @@ from fedhpo.cli._study_args import add_storage_arg, load_study
 from fedhpo.config import RunConfig, dump_config
 from fedhpo.errors import ConfigError, StudyError
 from fedhpo.sim.names import check_names
-from fedhpo.store import DEFAULT_STORAGE, best_config, export_best, mask_url
+from fedhpo.store import best_config, export_best, storage_flag
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -39,10 +39,10 @@ def _note_unregistered(config: RunConfig) -> None:
 def _pointing_here(exc: StudyError, args: argparse.Namespace) -> StudyError:
     """The error with its `fedhpo leaderboard` hint naming the study and ``--storage`` (masked,
     shell-quoted) when the study is not in the default database, so the hint can be pasted."""
-    if args.storage == DEFAULT_STORAGE:
+    flag = storage_flag(args.storage)
+    if not flag:
         return exc
     name = shlex.quote(args.study)
-    flag = f" --storage {shlex.quote(mask_url(args.storage))}"
     message = exc.message.replace(
         f"`fedhpo leaderboard {name} --all`", f"`fedhpo leaderboard {name}{flag} --all`"
     ).replace("`fedhpo leaderboard`", f"`fedhpo leaderboard {name}{flag}`")

@@ -23,13 +23,13 @@ from fedhpo.cli._study_args import add_storage_arg, add_worker_args, liveness_fr
 from fedhpo.report import safe_folder_name
 from fedhpo.space import SearchSpace
 from fedhpo.store import (
-    DEFAULT_STORAGE,
     check_study_name,
     incomplete_summary,
     leaderboard,
     mask_url,
     other_trials,
     records,
+    storage_flag,
 )
 from fedhpo.tune import cached_dataset, check_runnable, run_costs, tune
 
@@ -135,11 +135,10 @@ def main(args: argparse.Namespace) -> int:
         f"{counts.get('pruned', 0)} pruned, {counts.get('fail', 0)} failed"
     )
     if board.empty:  # nothing to export: say why instead of suggesting `fedhpo best`
-        url = shlex.quote(mask_url(args.storage))
-        storage = "" if args.storage == DEFAULT_STORAGE else f" --storage {url}"
         console.print(
             f"no trial completed, so there is nothing to export: {incomplete_summary(study)}\n"
-            f"next:\n  fedhpo leaderboard {shlex.quote(study_name)}{storage} --all",
+            f"next:\n  fedhpo leaderboard {shlex.quote(study_name)}"
+            f"{storage_flag(args.storage)} --all",
             markup=False,
             highlight=False,
             soft_wrap=True,
@@ -186,8 +185,7 @@ def _next_steps(args: argparse.Namespace, study_name: str) -> str:
     from it confined to their folders, the storage password masked."""
     name = shlex.quote(study_name)
     file = safe_folder_name(study_name)
-    url = mask_url(args.storage)
-    s = "" if args.storage == DEFAULT_STORAGE else f" --storage {shlex.quote(url)}"
+    s = storage_flag(args.storage)
     p = plugin_flags(args)
     return (
         "next:\n"

@@ -10,7 +10,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from fedhpo.report._data import HeaderData, LeaderboardData, TableData
-from fedhpo.store import DEFAULT_STORAGE, mask_url
+from fedhpo.store import storage_flag
 
 PLOTLY_JS = "plotly.min.js"
 OTHERS_MAX_ROWS = 200
@@ -170,14 +170,6 @@ def header_section(data: HeaderData) -> Section:
     if data.space_text:
         body += f"<details><summary>Search-space file</summary><pre>{esc(data.space_text)}</pre></details>"
     return Section("summary", "Summary", body)
-
-
-def storage_flag(url: str | None) -> str:
-    """`` --storage URL`` for a command to paste (the password masked, shell-quoted); empty
-    for the default database, or when the report does not know the study's URL."""
-    if url is None or url == DEFAULT_STORAGE:
-        return ""
-    return f" --storage {shlex.quote(mask_url(url))}"
 
 
 def leaderboard_section(data: LeaderboardData, study: str, storage: str | None = None) -> Section:

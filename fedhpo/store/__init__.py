@@ -17,6 +17,7 @@ from fedhpo.store._storage import (
     check_study_name,
     mask_url,
     open_storage,
+    storage_flag,
 )
 from fedhpo.store.retry import RetryPolicy
 
@@ -32,6 +33,7 @@ __all__ = [
     "incomplete_summary",
     "leaderboard",
     "mask_url",
+    "storage_flag",
     "open_storage",
     "records",
     "other_trials",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import sqlite3
 import warnings
 from dataclasses import dataclass
@@ -23,6 +24,14 @@ DEFAULT_STORAGE = "sqlite:///fedhpo.db"
 SQLITE_BUSY_TIMEOUT_S = 120
 
 _QUERY_PASSWORD = re.compile(r"(?i)([?&](?:password|passwd|pwd)=)[^&#]*")
+
+
+def storage_flag(url: str | None) -> str:
+    """`` --storage URL`` for a command fedhpo suggests (password masked, shell-quoted), so
+    that it can be pasted; empty for the default database or an unknown URL."""
+    if url is None or url == DEFAULT_STORAGE:
+        return ""
+    return f" --storage {shlex.quote(mask_url(url))}"
 
 
 def mask_url(url: str) -> str:
