@@ -21,7 +21,7 @@ from fractions import Fraction
 import numpy as np
 import optuna
 
-from fedhpo.config import FedBuffConfig, RunConfig
+from fedhpo.config import FedBuffConfig, RunConfig, SystemsConfig
 from fedhpo.errors import FedhpoError
 from fedhpo.sim.clock import SystemsClock
 from fedhpo.sim.data import FederatedDataset
@@ -45,13 +45,12 @@ rounds are fewer than :data:`EXACT_ROUNDS` for cohorts above 1,024 clients."""
 def run_steps(config: RunConfig, dataset: FederatedDataset) -> int:
     """Client local steps a run of ``config`` takes if it completes (no run needed).
 
-    Synchronous rounds: each round's cohort (``sample_cohort``) trains its local steps. Exact,
-    for the first :data:`EXACT_ROUNDS` rounds, when every dispatched client reports (no
-    ``over_selection``, ``deadline``, ``systems.dropout`` or availability windows); later
-    rounds count at their expected steps (within a percent of a real run's total for runs
-    of thousands of rounds). Clients that drop out, are over-selected and late, or miss a
-    deadline are counted as if the whole cohort trained in full: an over-count (by a third
-    at 20% dropout, many times over with a tight deadline).
+    Synchronous rounds: each round's cohort (``sample_cohort``) trains its local steps, exact
+    for the first :data:`EXACT_ROUNDS` rounds; later rounds count at their expected steps
+    (within a percent of a real run's total for runs of thousands of rounds). Where clients
+    may not all train in full (dropout, availability windows, a deadline, over-selection) or
+    the run may stop early (``federation.time_budget``), the rounds are played on the run's
+    clock without training (:func:`_barrier_steps`), exact as well.
 
     Asynchronous (FedBuff) runs: an estimate, within about 10% of a real run's steps on runs
     of tens of client updates and 5% on hundreds (tests/tune/test_run_steps.py). A run
@@ -71,6 +70,8 @@ def run_steps(config: RunConfig, dataset: FederatedDataset) -> int:
     per_client = steps_for(dataset.train_sizes, hp.batch_size, hp.local_epochs, hp.local_steps)
     if config.federation.mode == "async":
         return _async_steps(config, dataset, per_client)
+    if _uneven(config):
+        return _barrier_steps(config, dataset, per_client)
     fed, num_clients = config.federation, dataset.num_clients
     size = fed.cohort_size(num_clients)
     cohorts = _cohorts(config.seed, num_clients, size)
@@ -80,6 +81,101 @@ def run_steps(config: RunConfig, dataset: FederatedDataset) -> int:
     if rest > 0:  # exact rational arithmetic: rounds may be as large as the config allows
         steps += round(Fraction(rest * size * int(per_client.sum()), num_clients))
     return steps
+
+
+def _uneven(config: RunConfig) -> bool:
+    """Whether some dispatched clients of a synchronous run may train less than their steps,
+    or not at all, or the run may end before its last round (dropout, availability windows,
+    a deadline, over-selection, a simulated-time budget)."""
+    fed, systems = config.federation, config.systems
+    return (
+        fed.deadline is not None
+        or fed.over_selection > 0
+        or fed.time_budget is not None
+        or systems.dropout > 0
+        or systems.window_period is not None
+    )
+
+
+def _barrier_steps(config: RunConfig, dataset: FederatedDataset, per_client: np.ndarray) -> int:
+    """:func:`run_steps` of a synchronous run whose clients may not all train in full: the
+    rounds of ``fedhpo.sim.schedules.Barrier`` on the run's clock, without training.
+
+    A round dispatches ``ceil((1 + over_selection) * cohort)`` clients (with ``stragglers:
+    partial``, each for the steps that fit before the deadline) and closes when ``cohort``
+    updates are in, at the deadline, or when every client has reported or dropped out; the
+    clients that reported by then trained (the others were cut, or dropped out, and trained
+    nothing), and the next round starts then. Exact for the first :data:`EXACT_ROUNDS` rounds
+    (stopping where ``federation.time_budget`` stops the run); later rounds count at the
+    mean steps of those."""
+    fed, hp, systems = config.federation, config.client, config.systems
+    n_clients = dataset.num_clients
+    target = fed.cohort_size(n_clients)
+    size = min(n_clients, math.ceil((1 + fed.over_selection) * target))
+    limit = fed.deadline if fed.stragglers == "partial" else None
+    clock = SystemsClock(systems, n_clients, _model_bytes(config, dataset), config.seed)
+    cohorts = _cohorts(config.seed, n_clients, size)  # sample_idle with nobody busy
+    rounds = min(fed.rounds, cohorts.limit)
+    cohorts.counts(rounds)  # draws the cohorts
+    batch = np.full(size, hp.batch_size)
+    table = None
+    if systems.window_period is None:  # drops depend on the round only
+        table = _drop_table(systems, config.seed, n_clients, size, rounds)
+    t, total = 0.0, 0
+    for r in range(1, rounds + 1):
+        clients = cohorts.members[r - 1]
+        steps = per_client[clients]
+        profile = clock.profile(clients, batch, r)
+        if limit is not None:
+            fit = profile.steps_within(limit)
+            steps = np.where(fit >= 1, np.minimum(steps, fit), steps)
+        arrival = profile.arrival(t, steps)
+        dropped = table[r - 1] if table is not None else clock.drops(clients, t, arrival, r)
+        trained, t = _barrier_round(arrival, dropped, target, t, fed.deadline)
+        total += int(steps[trained].sum())
+        if fed.time_budget is not None and t >= fed.time_budget:
+            return total
+    if fed.rounds > rounds:
+        total += round(Fraction(total * (fed.rounds - rounds), rounds))
+    return total
+
+
+def _barrier_round(
+    arrival: np.ndarray, dropped: np.ndarray, target: int, start: float, deadline: float | None
+) -> tuple[np.ndarray, float]:
+    """Which dispatches of a round trained (a bool mask) and when the round closed: events
+    in the queue's order (arrival time, then dispatch order) until ``target`` updates are
+    in, the deadline passes (at ``start + deadline``) or none is left."""
+    order = np.lexsort((np.arange(len(arrival)), arrival))
+    times, reported = arrival[order], ~dropped[order]
+    end = math.inf if deadline is None else start + deadline
+    due = int(np.searchsorted(times, end, side="right"))  # events up to the deadline
+    count = np.cumsum(reported[:due])
+    enough = int(np.searchsorted(count, target))  # the event that brings the target in
+    if enough < due:
+        last, close = enough + 1, float(times[enough])
+    elif due < len(times):
+        last, close = due, end
+    else:
+        last, close = due, float(times[-1]) if len(times) else start
+    trained = np.zeros(len(arrival), dtype=bool)
+    trained[order[:last][reported[:last]]] = True
+    return trained, close
+
+
+@functools.lru_cache(maxsize=16)
+def _drop_table(
+    systems: SystemsConfig, seed: int, n_clients: int, size: int, rounds: int
+) -> np.ndarray:
+    """Which dispatch of each of ``rounds`` rounds drops out (without availability windows
+    the draws depend on the round only), shared by every config of a space."""
+    clock = SystemsClock(systems, n_clients, 0, seed)
+    dispatch = np.arange(size)
+    table = np.stack(
+        [clock.drops(dispatch, 0.0, np.zeros(size), r) for r in range(1, rounds + 1)]
+    ).reshape(rounds, size)
+    table.setflags(write=False)
+    return table
 
 
 class _Cohorts:
