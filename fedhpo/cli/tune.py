@@ -31,7 +31,7 @@ from fedhpo.store import (
     records,
     storage_flag,
 )
-from fedhpo.tune import cached_dataset, check_runnable, run_costs, tune
+from fedhpo.tune import cached_dataset, check_resumable, check_runnable, run_costs, tune
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -88,22 +88,23 @@ def main(args: argparse.Namespace) -> int:
     check_study_name(study_name)  # before the plan is printed
     if args.create_only:
         return _create_only(args, space, study_name, trials, budget)
+    check_runnable(space)  # a clear error before the data is built
+    dataset = cached_dataset(space.base.data)  # a data error before anything is written
+    costs = run_costs(space, dataset) if budget else None
+    check_resumable(space, args.storage, study_name)  # the storage, and a study to resume
     plan = [f"{trials} trials" if trials else "", f"budget {budget:g} full runs" if budget else ""]
     console.print(
         f"study [bold]{escape(study_name)}[/bold] in {escape(mask_url(args.storage))}: "
         f"{', '.join(p for p in plan if p)}, "
         f"{args.jobs} job(s), sampler {space.tuner.sampler}, pruner {space.tuner.pruner}"
     )
-    if budget:
-        check_runnable(space)  # a clear error before the data is built
-        costs = run_costs(space, cached_dataset(space.base.data))
-        if costs is not None and costs.varies:
-            console.print(
-                "a full run of this space's configs costs "
-                + costs.describe(" runs of the base config, the budget's unit"),
-                markup=False,
-                highlight=False,
-            )
+    if costs is not None and costs.varies:
+        console.print(
+            "a full run of this space's configs costs "
+            + costs.describe(" runs of the base config, the budget's unit"),
+            markup=False,
+            highlight=False,
+        )
     with _TrialBar(trials or 0) as bar:
         study = tune(
             space,

@@ -91,27 +91,43 @@ def create_or_resume(space: SearchSpace, opts: TuneOptions) -> optuna.Study:
         return _create_or_resume(space, opts, storage)
 
 
+def check_resumable(
+    space: SearchSpace, storage: str | optuna.storages.BaseStorage, name: str
+) -> None:
+    """StudyError now, before any work, for what :func:`create_or_resume` would refuse: a
+    storage that cannot be opened, or a study ``name`` there that this space cannot resume.
+    Writes no study (a new SQLite file is made, as ``fedhpo tune`` would next)."""
+    handle = open_storage(storage)
+    if name in set(optuna.get_all_study_names(handle)):
+        _check_same(space, name, optuna.load_study(study_name=name, storage=handle))
+
+
+def _check_same(space: SearchSpace, name: str, study: optuna.Study) -> None:
+    """StudyError unless ``study`` is a fedhpo study of ``space`` (its directions too)."""
+    recorded = study.user_attrs.get(rec.SPACE)
+    if recorded is None:  # made by plain Optuna, or another tool: not ours to add to
+        raise StudyError(
+            f"study {name!r} was not made by fedhpo (no search space recorded); "
+            "give another --study NAME",
+            key="--study",
+        )
+    if _comparable(recorded) != _comparable(space.to_dict()):
+        raise StudyError(
+            f"study {name!r} was made with a different search space; "
+            "resume it with the same space file or start a new one with --study NAME",
+            key="--study",
+        )
+    if [d.name.lower() for d in study.directions] != _directions(space):
+        raise StudyError(f"study {name!r} has other objective directions", key="--study")
+
+
 def _create_or_resume(
     space: SearchSpace, opts: TuneOptions, storage: optuna.storages.BaseStorage
 ) -> optuna.Study:
     existing = set(optuna.get_all_study_names(storage))
     if opts.study in existing:
         study = optuna.load_study(study_name=opts.study, storage=storage)
-        recorded = study.user_attrs.get(rec.SPACE)
-        if recorded is None:  # made by plain Optuna, or another tool: not ours to add to
-            raise StudyError(
-                f"study {opts.study!r} was not made by fedhpo (no search space recorded); "
-                "give another --study NAME",
-                key="--study",
-            )
-        if _comparable(recorded) != _comparable(space.to_dict()):
-            raise StudyError(
-                f"study {opts.study!r} was made with a different search space; "
-                "resume it with the same space file or start a new one with --study NAME",
-                key="--study",
-            )
-        if [d.name.lower() for d in study.directions] != _directions(space):
-            raise StudyError(f"study {opts.study!r} has other objective directions", key="--study")
+        _check_same(space, opts.study, study)
         return study
     directions = [optuna.study.StudyDirection[d.upper()] for d in _directions(space)]
     study = optuna.create_study(storage=storage, study_name=opts.study, directions=directions)

@@ -420,3 +420,26 @@ def test_a_data_error_stops_a_run_before_its_progress_bar(capsys, tmp_path) -> N
     code, out, err = run_cli(capsys, "run", str(path))
     assert code == 2 and "file not found" in err
     assert out == ""  # no "rounds 0/30" bar for a run that never started
+
+
+@pytest.mark.parametrize("problem", ["not a database", "another space"])
+def test_a_study_tune_cannot_use_stops_it_before_its_plan_is_printed(
+    capsys, tmp_path, monkeypatch, make_space, problem
+) -> None:
+    # the plan line and an empty "search 0/2 trials" bar came before the error
+    monkeypatch.chdir(tmp_path)
+    space = make_space(LR_MU)
+    db = tmp_path / "s.db"
+    if problem == "not a database":
+        db.write_text("hello\n")
+    else:
+        other = make_space("  client.lr: {type: float, low: 0.01, high: 0.1}\n", name="other")
+        assert run_cli(capsys, "tune", "--space", str(other), "--study", "space",
+                       "--storage", f"sqlite:///{db}", "--trials", "1")[0] == 0  # fmt: skip
+    code, out, err = run_cli(
+        capsys, "tune", "--space", str(space), "--storage", f"sqlite:///{db}", "--trials", "2"
+    )
+    assert code == 2 and out == "", out
+    assert (
+        "is not a SQLite database" if problem == "not a database" else "different search"
+    ) in err
