@@ -34,20 +34,16 @@ def _check_names(space: SearchSpace) -> None:
                     check_name(param.name, choice)
                 except ConfigError as exc:
                     key = f"params.{param.name}.choices"
-                    raise SearchSpaceError(
-                        f"choice {choice!r}: {exc.message}",
-                        key=key,
-                        source=space.source,
-                        line=_line_in(space.source, key),
-                    ) from None
+                    raise _at(space, key, f"choice {choice!r}: {exc.message}") from None
 
 
-def _line_in(source: str, key: str) -> int | None:
-    """The line of ``key`` in the space file ``source`` (None if it cannot be read again)."""
+def _at(space: SearchSpace, key: str, message: str) -> SearchSpaceError:
+    """A SearchSpaceError at ``key`` of the space file, with its line when it can be read."""
     try:
-        return load_yaml(source, SearchSpaceError).line_of(key)
+        line = load_yaml(space.source, SearchSpaceError).line_of(key)
     except SearchSpaceError:
-        return None
+        line = None
+    return SearchSpaceError(message, key=key, source=space.source, line=line)
 
 
 def check_runnable(space: SearchSpace) -> None:
@@ -76,11 +72,5 @@ def _check_data_options(space: SearchSpace) -> None:
             try:
                 check_options(space.config_for({param.name: value}).data)
             except ConfigError as exc:
-                key = f"params.{param.name}.{field}"
                 what = f"choice {value!r}: " if field == "choices" else ""
-                raise SearchSpaceError(
-                    f"{what}{exc.message}",
-                    key=key,
-                    source=space.source,
-                    line=_line_in(space.source, key),
-                ) from None
+                raise _at(space, f"params.{param.name}.{field}", what + exc.message) from None
