@@ -87,15 +87,19 @@ def _lower_fidelity(
 ) -> str | None:
     """How the run that ranked ``trial`` was smaller than ``config``'s full run (rounds,
     cohort, data), e.g. ``4 of 12 rounds, data fraction 0.5``; None if it was the full run
-    (a promoted mean is over full runs; a trial the budget stopped says so itself)."""
+    (a promoted mean is over full runs). A trial the budget stopped counts to its round."""
     promoted = rec.promotions(study).get(trial.number) or {}
     ran = trial.user_attrs.get(rec.CONFIG)
-    if promoted.get("mean") is not None or trial.user_attrs.get(rec.BUDGET_STOP) or not ran:
+    if promoted.get("mean") is not None or not ran:
         return None
     fed, full = ran.get("federation", {}), config.federation
+    rounds = fed.get("rounds")
+    stop = trial.user_attrs.get(rec.BUDGET_STOP)
+    if stop and trial.state != TrialState.COMPLETE:
+        rounds = stop["round"]
     out = []
-    if fed.get("rounds") != full.rounds:
-        out.append(f"{fed.get('rounds')} of {full.rounds} rounds")
+    if rounds != full.rounds:
+        out.append(f"{rounds} of {full.rounds} rounds")
     cohort = (fed.get("clients_per_round"), fed.get("client_fraction"))
     if cohort != (full.clients_per_round, full.client_fraction):
         out.append(

@@ -178,3 +178,34 @@ def test_a_trial_failed_for_a_stale_heartbeat_says_so(tmp_path) -> None:
     reason = others.loc[0, "reason"]
     assert "stopped sending heartbeats" in reason and "queued again as trial 1" in reason
     assert others.loc[1, "state"] == "waiting"
+
+
+def test_the_export_of_a_trial_the_budget_stopped_says_where_it_stopped(tmp_path) -> None:
+    # its header said "at full fidelity ... Reproduce with" for a value at round 15 of 30
+    from fedhpo.config import RunConfig
+    from fedhpo.store import export_best
+
+    full = RunConfig().with_values({"federation.rounds": ROUNDS})
+    study = _study()
+    study.set_user_attr(rec.BASE_CONFIG, full.to_dict())
+    for slope, stop in ((0.020, None), (0.024, _stop(15))):
+        rounds = ROUNDS if stop is None else 15
+        curve = [slope * r for r in range(1, rounds + 1)]
+        attrs = {rec.CURVES: {"round": list(range(1, rounds + 1)), "val_accuracy": curve}}
+        attrs[rec.CONFIG] = full.to_dict()
+        if stop is not None:
+            attrs[rec.BUDGET_STOP] = stop
+        study.add_trial(
+            create_trial(
+                state=TrialState.PRUNED if stop else TrialState.COMPLETE,
+                value=None if stop else curve[-1],
+                params={"client.lr": slope},
+                distributions={"client.lr": FloatDistribution(0.0, 1.0)},
+                user_attrs=attrs,
+            )
+        )
+    export_best(study, tmp_path / "best.yaml")
+    header = (tmp_path / "best.yaml").read_text()
+    assert "stopped by the budget at round 15 of 30" in header
+    assert f"measured at the search's fidelity (15 of {ROUNDS} rounds)" in header
+    assert "at full fidelity" not in header
