@@ -33,6 +33,7 @@ def _add(
     budget_stop: dict[str, Any] | None = None,
     attrs: dict[str, Any] | None = None,
     pruned: bool = False,
+    param: str = "x",
 ) -> None:
     """A trial whose ``metric`` is ``slope * round`` for ``rounds`` rounds: complete (value at
     the last round) unless it was pruned or stopped by the budget."""
@@ -45,8 +46,8 @@ def _add(
         create_trial(
             state=TrialState.PRUNED if stopped else TrialState.COMPLETE,
             value=None if stopped else curve[-1],
-            params={"x": slope},
-            distributions={"x": FloatDistribution(0.0, 1.0)},
+            params={param: slope},
+            distributions={param: FloatDistribution(0.0, 1.0)},
             user_attrs=user_attrs | (attrs or {}),
         )
     )
@@ -188,22 +189,9 @@ def test_the_export_of_a_trial_the_budget_stopped_says_where_it_stopped(tmp_path
     full = RunConfig().with_values({"federation.rounds": ROUNDS})
     study = _study()
     study.set_user_attr(rec.BASE_CONFIG, full.to_dict())
-    for slope, stop in ((0.020, None), (0.024, _stop(15))):
-        rounds = ROUNDS if stop is None else 15
-        curve = [slope * r for r in range(1, rounds + 1)]
-        attrs = {rec.CURVES: {"round": list(range(1, rounds + 1)), "val_accuracy": curve}}
-        attrs[rec.CONFIG] = full.to_dict()
-        if stop is not None:
-            attrs[rec.BUDGET_STOP] = stop
-        study.add_trial(
-            create_trial(
-                state=TrialState.PRUNED if stop else TrialState.COMPLETE,
-                value=None if stop else curve[-1],
-                params={"client.lr": slope},
-                distributions={"client.lr": FloatDistribution(0.0, 1.0)},
-                user_attrs=attrs,
-            )
-        )
+    ran = {rec.CONFIG: full.to_dict()}
+    _add(study, 0.020, attrs=ran, param="client.lr")
+    _add(study, 0.024, rounds=15, budget_stop=_stop(15), attrs=ran, param="client.lr")
     export_best(study, tmp_path / "best.yaml")
     header = (tmp_path / "best.yaml").read_text()
     assert "stopped by the budget at round 15 of 30" in header
