@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test typecheck install clean
+.PHONY: demo test typecheck install clean clean-grids
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,5 +40,12 @@ test: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy fedhpo
 
+# `clean` keeps the quality benchmark's grids (runs/bench/quality/: hours of full runs,
+# reused by every rerun of `fedhpo bench --workload quality`); `clean-grids` drops them.
 clean:
-	rm -rf runs reports/*/ fedhpo.db fedhpo.db-wal fedhpo.db-shm fedhpo.db.lock *.db-journal configs/best_*.yaml .pytest_cache
+	find runs -mindepth 1 -maxdepth 1 ! -name bench -exec rm -rf {} + 2>/dev/null || true
+	find runs/bench -mindepth 1 -maxdepth 1 ! -name quality -exec rm -rf {} + 2>/dev/null || true
+	rm -rf reports/*/ fedhpo.db fedhpo.db-wal fedhpo.db-shm fedhpo.db.lock *.db-journal configs/best_*.yaml .pytest_cache
+
+clean-grids:
+	rm -rf runs/bench/quality
