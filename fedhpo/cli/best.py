@@ -6,14 +6,12 @@ import argparse
 import shlex
 import warnings
 
-import optuna
-
 from fedhpo.cli._common import add_plugin_arg, at_least, console, load_args_plugins, plugin_flags
 from fedhpo.cli._study_args import add_storage_arg, load_study
 from fedhpo.config import RunConfig, dump_config
-from fedhpo.errors import ConfigError, StudyError
+from fedhpo.errors import ConfigError
 from fedhpo.sim.names import check_names
-from fedhpo.store import best_config, export_best, storage_flag
+from fedhpo.store import best_config, export_best
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -36,35 +34,15 @@ def _note_unregistered(config: RunConfig) -> None:
         warnings.warn(f"`{exc.key}`: {exc.message}; `fedhpo run` will need it", stacklevel=2)
 
 
-def _pointing_here(exc: StudyError, args: argparse.Namespace) -> StudyError:
-    """The error with its `fedhpo leaderboard` hint naming the study and ``--storage`` (masked,
-    shell-quoted) when the study is not in the default database, so the hint can be pasted."""
-    flag = storage_flag(args.storage)
-    if not flag:
-        return exc
-    name = shlex.quote(args.study)
-    message = exc.message.replace(
-        f"`fedhpo leaderboard {name} --all`", f"`fedhpo leaderboard {name}{flag} --all`"
-    ).replace("`fedhpo leaderboard`", f"`fedhpo leaderboard {name}{flag}`")
-    return StudyError(message, key=exc.key, source=exc.source, line=exc.line)
-
-
 def main(args: argparse.Namespace) -> int:
     load_args_plugins(args)
     study = load_study(args.study, args.storage)
-    try:
-        return _export(args, study)
-    except StudyError as exc:
-        raise _pointing_here(exc, args) from exc
-
-
-def _export(args: argparse.Namespace, study: optuna.Study) -> int:
     if args.out is None:
-        config = best_config(study, args.trial)
+        config = best_config(study, args.trial, args.storage)
         print(dump_config(config), end="")
         _note_unregistered(config)
         return 0
-    _note_unregistered(export_best(study, args.out, args.trial))
+    _note_unregistered(export_best(study, args.out, args.trial, args.storage))
     out = shlex.quote(args.out)
     console.print(f"wrote {out}; run it with: fedhpo run {out}{plugin_flags(args)}", markup=False)
     return 0

@@ -13,23 +13,30 @@ from fedhpo.config import RunConfig, config_from_dict, dump_config
 from fedhpo.errors import StudyError
 from fedhpo.store import records as rec
 from fedhpo.store._leaderboard import incomplete_summary, leaderboard
+from fedhpo.store._storage import storage_flag
 
 
-def best_trial(study: optuna.Study, number: int | None = None) -> optuna.trial.FrozenTrial:
-    """Trial ``number``, or the leaderboard's first (the promoted-mean winner if promotion ran)."""
+def best_trial(
+    study: optuna.Study, number: int | None = None, storage: str | None = None
+) -> optuna.trial.FrozenTrial:
+    """Trial ``number``, or the leaderboard's first (the promoted-mean winner if promotion ran).
+
+    ``storage``: the study's storage URL, for the ``fedhpo leaderboard`` command an error
+    suggests (so it can be pasted as it is; None: the default database)."""
+    board_cmd = f"fedhpo leaderboard {shlex.quote(study.study_name)}{storage_flag(storage)}"
     if number is not None:
         trials = [t for t in study.get_trials(deepcopy=False) if t.number == number]
         if not trials or (trials[0].state != TrialState.COMPLETE and not _listed(study, number)):
             raise StudyError(
                 f"trial {number} is not a complete trial of this study (nor listed on its "
-                "leaderboard); `fedhpo leaderboard` lists the ones to export",
+                f"leaderboard); `{board_cmd}` lists the ones to export",
                 key="--trial",
             )
         return trials[0]
     if len(study.directions) > 1:
         raise StudyError(
             "a multi-objective study has no single best trial; pick one from the Pareto front "
-            "with --trial N (see `fedhpo leaderboard`)",
+            f"with --trial N (see `{board_cmd}`)",
             key="--trial",
         )
     board = leaderboard(study, top=1)
@@ -39,7 +46,7 @@ def best_trial(study: optuna.Study, number: int | None = None) -> optuna.trial.F
             raise StudyError(f"study {name!r} has no trial yet; run `fedhpo tune` first")
         raise StudyError(
             f"study {name!r} has no complete trial: {incomplete_summary(study)}; "
-            f"`fedhpo leaderboard {shlex.quote(name)} --all` lists every reason"
+            f"`{board_cmd} --all` lists every reason"
         )
     # the first may be pruned: the base config re-run by promotion, or a trial the budget
     # stopped while ahead (see `leaderboard`)
@@ -47,22 +54,28 @@ def best_trial(study: optuna.Study, number: int | None = None) -> optuna.trial.F
     return next(t for t in study.get_trials(deepcopy=False) if t.number == first)
 
 
-def best_config(study: optuna.Study, number: int | None = None) -> RunConfig:
-    """The study's base config (full fidelity) with the best trial's parameters set."""
+def best_config(
+    study: optuna.Study, number: int | None = None, storage: str | None = None
+) -> RunConfig:
+    """The study's base config (full fidelity) with the best trial's parameters set
+    (``storage`` as for :func:`best_trial`)."""
     base = study.user_attrs.get(rec.BASE_CONFIG)
     if base is None:
         raise StudyError(
             f"study {study.study_name!r} was not made by fedhpo tune (no base config recorded)"
         )
-    trial = best_trial(study, number)
+    trial = best_trial(study, number, storage)
     return config_from_dict(base).with_values(trial.params)
 
 
-def export_best(study: optuna.Study, out: str | Path, number: int | None = None) -> RunConfig:
-    """Write the best config as YAML to ``out``; ``fedhpo run out`` accepts it unchanged."""
+def export_best(
+    study: optuna.Study, out: str | Path, number: int | None = None, storage: str | None = None
+) -> RunConfig:
+    """Write the best config as YAML to ``out``; ``fedhpo run out`` accepts it unchanged
+    (``storage`` as for :func:`best_trial`)."""
     path = out_file(out, example="best.yaml")
-    config = best_config(study, number)
-    trial = best_trial(study, number)
+    config = best_config(study, number, storage)
+    trial = best_trial(study, number, storage)
     lower = _lower_fidelity(study, trial, config)
     where = (
         f"at full fidelity.\n# Reproduce with: fedhpo run {out}\n"

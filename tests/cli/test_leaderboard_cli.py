@@ -121,13 +121,18 @@ def test_best_points_at_the_leaderboard_in_the_same_database(capsys, tmp_path: P
 
 def test_best_masks_the_password_in_its_hint(capsys, monkeypatch) -> None:
     from fedhpo.cli import best
-    from fedhpo.errors import StudyError
 
-    def no_leader(*_):
-        raise StudyError("no complete trial; `fedhpo leaderboard tta --all` lists every reason")
-
-    monkeypatch.setattr(best, "load_study", lambda *_: optuna.create_study())
-    monkeypatch.setattr(best, "best_config", no_leader)
+    study = optuna.create_study(study_name="tta")
+    study.set_user_attr(rec.BASE_CONFIG, {"client": {"lr": 0.05}})
+    study.add_trial(
+        create_trial(
+            state=TrialState.PRUNED,
+            params={"client.lr": 0.1},
+            distributions={"client.lr": FloatDistribution(0.01, 1.0)},
+        )
+    )
+    monkeypatch.setattr(best, "load_study", lambda *_: study)
     code, _, err = run_cli(capsys, "best", "tta", "--storage", "postgresql://u:secret@db/fl")
     assert code == 2 and "secret" not in err
+    assert "`fedhpo leaderboard tta --storage 'postgresql://u:***@db/fl' --all`" in err
     assert "`fedhpo leaderboard tta --storage 'postgresql://u:***@db/fl' --all`" in err
