@@ -32,7 +32,7 @@ from fedhpo.tune._factories import make_sampler
 from fedhpo.tune._fidelity import Schedule, full_config, make_pruner, schedule, trial_config
 from fedhpo.tune._join import Joined, join_study, run_worker
 from fedhpo.tune._objective import Objective, PruningCallback, Simulate, cached_dataset, simulate
-from fedhpo.tune._promote import promote
+from fedhpo.tune._promote import promote, promotion_reserve
 from fedhpo.tune._runner import (
     Progress,
     TuneOptions,
@@ -140,9 +140,7 @@ def tune(
         return optuna.load_study(study_name=name, storage=open_storage(storage))
     opts = dataclasses.replace(opts, session=begin_session(opts, handle))
     check = _calibrate(space, opts, handle, progress, log, run, budget, full_steps)
-    # promotion re-runs the top configs' other seeds and all of the base config's: under the
-    # default schedule the base config stops at the first rung, so it has no full run yet
-    reserve = (promote_top * max(0, seeds - 1) + seeds) * full_steps if promote_top else 0
+    reserve = promotion_reserve(space, promote_top, seeds, full_steps)
     limit = None if budget is None else int(budget * full_steps) - reserve
     opts = dataclasses.replace(
         opts, limit_steps=limit, min_rounds=None if check is None else check["chosen"]

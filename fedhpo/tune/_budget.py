@@ -346,10 +346,12 @@ class BudgetGuard:
 
     Called after each round with the round's metrics (``steps``: client steps of the round).
     It keeps the trial's own steps and, every ``1/checks`` of the budget, writes them on the
-    trial (so other workers count a running trial's compute) and rereads the others'. With
-    one job it stops within a round of the budget; with several, each job may run on for
-    about two check intervals (what the others had not written yet, and what they did since
-    it last read) and a round before it sees that the budget is spent.
+    trial (so other workers count a running trial's compute) and rereads the others'. Near
+    the end it checks more often: never later than when the running trials, spending as it
+    does, would together have taken a quarter of what it saw left, and every round once that
+    is less than a round. With one job it stops within a round of the budget; with several,
+    the jobs together run on for about a round each (tests/tune/test_budget.py; checking
+    every fiftieth only, 2 jobs overshot by 2% of the budget, 4 by 6%, 8 by 14%).
 
     A search hands back an answer: while the study has no complete trial, a running trial
     goes on past the budget (a budget smaller than the first rung's sample and one full
@@ -363,8 +365,10 @@ class BudgetGuard:
         self.own = 0
         self.answered = False
         """True once the study is seen to hold a complete trial."""
+        self.running = 1
+        """Trials seen running at the last check (this one included)."""
         self.others = self._others()
-        self.next_check = self.interval
+        self.next_check = self._next_check()
         self.reason: str | None = None
 
     @classmethod
@@ -379,7 +383,7 @@ class BudgetGuard:
         if self.own >= self.next_check:
             self.trial.set_user_attr(rec.STEPS, self.own)
             self.others = self._others()
-            self.next_check = self.own + self.interval
+            self.next_check = self._next_check()
         total = self.others + self.own
         if total < self.limit or not self.answered:
             return False
@@ -389,7 +393,15 @@ class BudgetGuard:
         )
         return True
 
+    def _next_check(self) -> int:
+        """The own steps at which to write and reread next: a ``1/checks`` of the budget
+        on, or sooner, when the running trials would have taken a quarter of what is left."""
+        left = self.limit - self.others - self.own
+        return self.own + max(1, min(self.interval, left // (4 * self.running)))
+
     def _others(self) -> int:
         trials = self.trial.study.get_trials(deepcopy=False)
-        self.answered = any(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+        states = [t.state for t in trials]
+        self.answered = optuna.trial.TrialState.COMPLETE in states
+        self.running = max(1, states.count(optuna.trial.TrialState.RUNNING))
         return sum(rec.trial_steps(t) for t in trials if t.number != self.trial.number)

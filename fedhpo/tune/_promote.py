@@ -78,6 +78,20 @@ def _summary(seeds: list[int], runs: list[Run]) -> dict[str, Any]:
     }
 
 
+def promotion_reserve(space: SearchSpace, promote_top: int, seeds: int, full_steps: int) -> int:
+    """Client steps a search leaves for ``--promote promote_top --seeds seeds``: the other
+    seeds of the top configs at a base run each (they are not known yet), and every seed of
+    the base config at its own cost (under the default schedule the search stopped it at the
+    first rung; another seed samples other cohorts, whose clients hold more or fewer rows)."""
+    if promote_top <= 0:
+        return 0
+    dataset = cached_dataset(space.base.data)
+    base = sum(
+        run_steps(full_config(space.base, {}, space.base.seed + i), dataset) for i in range(seeds)
+    )
+    return promote_top * max(0, seeds - 1) * full_steps + base
+
+
 def promote(
     space: SearchSpace,
     opts: TuneOptions,

@@ -482,6 +482,25 @@ def test_numerical_faults_are_pruned_with_a_reason_and_the_study_goes_on(
     assert any(t.state == TrialState.COMPLETE and t.number > first_pruned for t in study.trials)
 
 
+def test_promotion_reserves_the_base_configs_seeds_at_their_own_cost(make_space) -> None:
+    # the reserve counted every base-config seed as one base run (seed 0's); seed 1 samples
+    # other cohorts, and on the demo it cost 1.03 runs, so `--promote 1 --seeds 2` skipped
+    # the base config ("its seeds cost 2.03 full runs, 1.96 are left")
+    from fedhpo.tune import full_config
+    from fedhpo.tune._budget import run_steps
+    from fedhpo.tune._objective import cached_dataset
+    from fedhpo.tune._promote import promotion_reserve
+
+    space = load_space(make_space(LR_MU))
+    dataset = cached_dataset(space.base.data)
+    full = run_steps(space.base, dataset)
+    seed_1 = run_steps(full_config(space.base, {}, space.base.seed + 1), dataset)
+    assert seed_1 != full  # the other seed's cohorts hold other clients
+    assert promotion_reserve(space, 2, 2, full) == 2 * full + full + seed_1
+    assert promotion_reserve(space, 1, 1, full) == full
+    assert promotion_reserve(space, 0, 2, full) == 0
+
+
 def test_promotion_under_a_budget_keeps_a_top_ranked_base_config(make_space) -> None:
     from optuna.distributions import FloatDistribution
 
