@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -81,7 +81,18 @@ def run_batch(
     configs: Sequence[RunConfig], dataset: FederatedDataset | None = None
 ) -> list[SimulationResult]:
     """Full runs of ``configs`` (results in the same order), batching those that can share
-    a pass (:func:`batch_key`) when the model is vectorizable; no callbacks."""
+    a pass (:func:`batch_key`) when the model is vectorizable; no callbacks.
+
+    ``dataset``, if given, is every config's data (built from their common ``data``
+    section, as :func:`~fedhpo.sim.engine.run_simulation` takes it); configs whose data
+    differ but for ``fraction`` are then a ValueError: give each its own call."""
+    if dataset is not None:
+        sections = {repr(replace(c.data, fraction=1.0)) for c in configs}
+        if len(sections) > 1:
+            raise ValueError(
+                f"run_batch got one dataset for configs with {len(sections)} different data "
+                "sections; call it once per data section"
+            )
     results: dict[int, SimulationResult] = {}
     groups: dict[str, list[int]] = {}
     for i, c in enumerate(configs):

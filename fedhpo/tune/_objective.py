@@ -36,13 +36,18 @@ def cached_dataset(cfg: DataConfig) -> FederatedDataset:
 
     The cache key ignores ``fraction``: the engine applies it to the shared tensors.
     """
-    full = DataConfig(**{**cfg.__dict__, "fraction": 1.0})
-    key = json.dumps(full.__dict__, default=lambda o: o.__dict__, sort_keys=True)
+    key = _data_key(cfg)
     if key not in _DATASETS:
         if len(_DATASETS) >= 4:
             _DATASETS.pop(next(iter(_DATASETS)))
-        _DATASETS[key] = build_dataset(full)
+        _DATASETS[key] = build_dataset(DataConfig(**{**cfg.__dict__, "fraction": 1.0}))
     return _DATASETS[key]
+
+
+def _data_key(cfg: DataConfig) -> str:
+    """What a dataset is built from: the data section but its ``fraction``."""
+    full = DataConfig(**{**cfg.__dict__, "fraction": 1.0})
+    return json.dumps(full.__dict__, default=lambda o: o.__dict__, sort_keys=True)
 
 
 def simulate(config: RunConfig, callbacks: Sequence[RoundCallback] = ()) -> SimulationResult:
@@ -52,8 +57,16 @@ def simulate(config: RunConfig, callbacks: Sequence[RoundCallback] = ()) -> Simu
 
 def simulate_batch(configs: Sequence[RunConfig]) -> list[SimulationResult]:
     """The default :data:`SimulateBatch`: full runs sharing one vectorized pass where they
-    can (:func:`~fedhpo.sim.batch.run_batch`)."""
-    return run_batch(configs, cached_dataset(configs[0].data))
+    can (:func:`~fedhpo.sim.batch.run_batch`), each on its own (cached) dataset."""
+    groups: dict[str, list[int]] = {}
+    for i, c in enumerate(configs):
+        groups.setdefault(_data_key(c.data), []).append(i)
+    results: dict[int, SimulationResult] = {}
+    for members in groups.values():
+        batch = [configs[i] for i in members]
+        out = run_batch(batch, cached_dataset(batch[0].data))
+        results.update(zip(members, out, strict=True))
+    return [results[i] for i in range(len(configs))]
 
 
 class PruningCallback:

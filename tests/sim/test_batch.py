@@ -62,6 +62,20 @@ def test_only_configs_with_one_schedule_share_a_pass() -> None:
     assert results[0].rounds != results[1].rounds
 
 
+def test_one_dataset_is_refused_for_configs_with_other_data() -> None:
+    # it was used for every config, so a config with 20 clients ran on the first's 12
+    base = config_from_dict(BASE)
+    other = base.with_values({"data.options": {"num_clients": 20}})
+    with pytest.raises(ValueError, match="2 different data sections"):
+        run_batch([base, other], build_dataset(base.data))
+    # a different fraction is the same data (the engine cuts it)
+    half = base.with_values({"data.fraction": 0.5})
+    results = run_batch([base, half], build_dataset(base.data))
+    assert results[1].rounds[0].samples < results[0].rounds[0].samples
+    # without a dataset, each config's own is built
+    assert [r.num_clients for r in run_batch([base, other])] == [12, 20]
+
+
 @pytest.mark.usefixtures("linear_route")
 @pytest.mark.parametrize("model", ["logreg", "mlp"])
 def test_a_run_gets_the_same_numbers_alone_and_beside_any_others(model: str) -> None:

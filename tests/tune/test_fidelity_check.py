@@ -139,3 +139,19 @@ def test_progress_counts_the_checks_trials_with_the_searchs(make_space, storage)
     assert len(study.trials) == POINTS + 2
     assert calls[-1][:2] == (POINTS + 2, POINTS + 2)
     assert all(0 <= done <= total == POINTS + 2 for done, total, *_ in calls[POINTS:])
+
+
+def test_the_checks_batched_runs_each_train_on_their_own_data(make_space, storage) -> None:
+    # the check's full runs share one batched call; it ran every config on the first one's
+    # dataset, so a space over data.options recorded values no run of those configs made
+    space = make_space(
+        "  data.options.num_clients: {type: int, low: 8, high: 20}\n", tuner=CHECKED, fidelity="{}"
+    )
+    study = tune(space, storage=storage, study="data", trials=POINTS, log=lambda _: None)
+    calibration = [t for t in study.get_trials() if t.user_attrs.get(rec.CALIBRATION)]
+    sizes = {t.params["data.options.num_clients"] for t in calibration}
+    assert len(sizes) > 1
+    for t in calibration:
+        clients = t.params["data.options.num_clients"]
+        assert t.user_attrs[rec.CONFIG]["data"]["options"]["num_clients"] == clients
+        assert len(t.user_attrs[rec.CLIENT_ACCURACIES]) == clients
