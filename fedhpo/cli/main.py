@@ -44,15 +44,31 @@ def _show_warning(
     print(f"fedhpo: note: {message}", file=file or sys.stderr)
 
 
+def _threads() -> int:
+    """Threads per process: ``FEDHPO_THREADS``, default 1."""
+    raw = os.environ.get("FEDHPO_THREADS", "1")
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise FedhpoError(
+            f"must be a positive integer, the threads of each fedhpo process (1, the default, "
+            f"is fastest for small models), got {raw!r}; unset it or give e.g. 1",
+            key="FEDHPO_THREADS",
+        )
+    return n
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (2 for bad input, 130 for Ctrl-C)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    # Small models on CPU: one thread per process is several times faster than many.
-    set_threads(int(os.environ.get("FEDHPO_THREADS", "1")))
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # fedhpo prints its own progress
     warnings.showwarning = _show_warning
     try:
+        # Small models on CPU: one thread per process is several times faster than many.
+        set_threads(_threads())
         return int(args.func(args) or 0)
     except FedhpoError as exc:
         print(f"fedhpo: error: {exc}", file=sys.stderr)
