@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -27,6 +28,19 @@ from fedhpo.config import load_config
 from fedhpo.errors import FedhpoError
 
 FEDPROX_CONFIG = "configs/fedprox_synthetic_1_1.yaml"
+#: The checkout fedhpo runs from, where the default config and space files live.
+_CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+def _shipped(path: str | None, default: str) -> str:
+    """``path`` as given, or else the ``default`` file of the checkout fedhpo runs from
+    (``fedhpo bench`` may run from any folder), or else ``default`` in the working folder."""
+    if path is not None:
+        return path
+    shipped = _CHECKOUT / default
+    return str(shipped) if shipped.exists() else default
+
+
 _MB = 1e6
 
 
@@ -91,7 +105,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-reference", action="store_true", help="time the fast trainer only")
     p.add_argument(
         "--config",
-        default=FEDPROX_CONFIG,
         metavar="PATH",
         help=f"fedprox: base config; run: the config timed (default {FEDPROX_CONFIG})",
     )
@@ -107,7 +120,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--trials", type=at_least(1), default=20, metavar="N", help="trials per search (--tune)"
     )
-    p.add_argument("--space", default=DEMO_SPACE, metavar="FILE", help="space for --tune")
+    p.add_argument("--space", metavar="FILE", help=f"space for --tune (default {DEMO_SPACE})")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=main, given=_given(p))
 
@@ -179,10 +192,11 @@ def main(args: argparse.Namespace) -> int:
     if args.workload == "async":
         return _async(args, trainers, log)
     if args.workload == "run":
-        config = load_config(args.config)
+        path = _shipped(args.config, FEDPROX_CONFIG)
+        config = load_config(path)
         if args.rounds:
             config = config.with_values({"federation.rounds": args.rounds})
-        report = time_config(config, args.repeat, trainers, log, label=args.config)
+        report = time_config(config, args.repeat, trainers, log, label=path)
     else:
         report = run_workload_w(args.rounds or 30, args.repeat, args.clients, trainers, log)
     if args.json:
@@ -236,7 +250,8 @@ def format_async(report: AsyncReport) -> str:
 
 
 def _tune(args: argparse.Namespace, log: Any) -> int:
-    figures = run_tune_bench(args.space, args.trials, (1, 2), log)
+    space = _shipped(args.space, DEMO_SPACE)
+    figures = run_tune_bench(space, args.trials, (1, 2), log)
     if args.json:
         records = [
             dataclasses.asdict(f) | {"trials_per_minute": f.trials_per_minute} for f in figures
@@ -249,7 +264,7 @@ def _tune(args: argparse.Namespace, log: Any) -> int:
         + ["" if f.best is None else f.best]
         for f in figures
     ]
-    print(f"search {args.space}: {args.trials} trials per run, fresh SQLite study each")
+    print(f"search {space}: {args.trials} trials per run, fresh SQLite study each")
     print(plain_table(columns, rows))
     if len(figures) == 2:
         print(f"2 jobs / 1 job: {figures[1].trials_per_minute / figures[0].trials_per_minute:.2f}x")
@@ -335,7 +350,7 @@ def _fedprox(args: argparse.Namespace, log: Any) -> int:
     twice = next((s for i, s in enumerate(args.seeds) if s in args.seeds[:i]), None)
     if twice is not None:  # the mean over seeds would count it twice
         raise FedhpoError(f"seed {twice} is given twice; give each seed once", key="--seeds")
-    base = load_config(args.config)
+    base = load_config(_shipped(args.config, FEDPROX_CONFIG))
     arms = run_fedprox_check(base, args.seeds, args.rounds, args.jobs, log)
     summary = summarize(arms)
     if args.json:

@@ -62,6 +62,22 @@ def test_bench_run_times_any_config_on_both_trainers(tmp_path, capsys) -> None:
     assert captured.out == "" and "nope" in captured.err
 
 
+def test_bench_defaults_are_the_checkouts_files_from_any_folder(
+    tmp_path, capsys, monkeypatch
+) -> None:
+    # "configs/fedprox_synthetic_1_1.yaml: file not found" from any folder but the checkout
+    monkeypatch.chdir(tmp_path)
+    argv = ["bench", "--workload", "run", "--rounds", "1", "--skip-reference", "--json"]
+    assert main(argv) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["name"].endswith("configs/fedprox_synthetic_1_1.yaml")
+    assert payload["rounds"] == 1
+    # a file given is the user's, read from the working folder
+    argv = ["bench", "--workload", "run", "--config", "configs/fedprox_synthetic_1_1.yaml"]
+    assert main([*argv, "--rounds", "1"]) == 2
+    assert "file not found" in capsys.readouterr().err
+
+
 def test_async_workload_is_w_on_a_heterogeneous_federation() -> None:
     sync, buff = async_configs(clients=1000)
     assert (sync.systems.speed_sigma, sync.systems.dropout) == (1.0, 0.1)
