@@ -1,8 +1,11 @@
-"""The errors fedhpo raises on bad input; the CLI prints them as one line and exits 2."""
+"""The errors fedhpo raises on bad input; the CLI prints them as one line and exits 2.
+Notes (``warnings.warn``: rows dropped, a setting clamped) print as one line too."""
 
 from __future__ import annotations
 
+import sys
 import unicodedata
+from typing import TextIO
 
 
 def one_line(text: str) -> str:
@@ -15,6 +18,19 @@ def one_line(text: str) -> str:
         else c.encode("unicode_escape").decode("ascii")
         for c in text
     )
+
+
+def show_note(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """A warning as one plain line, without the source line that raised it (what the CLI,
+    and the job processes it starts, install as ``warnings.showwarning``)."""
+    print(f"fedhpo: note: {message}", file=file or sys.stderr)
 
 
 class FedhpoError(Exception):

@@ -7,14 +7,13 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
-from typing import TextIO
 
 import optuna
 
 from fedhpo import __version__
 from fedhpo.cli import bench, best, leaderboard, report, space, studies, tune, worker
 from fedhpo.cli import run as run_cmd
-from fedhpo.errors import FedhpoError
+from fedhpo.errors import FedhpoError, show_note
 from fedhpo.sim.threads import set_threads
 
 COMMANDS = [run_cmd, tune, worker, studies, leaderboard, best, space, report, bench]
@@ -30,18 +29,6 @@ def build_parser() -> argparse.ArgumentParser:
     for module in COMMANDS:
         module.add_parser(sub)
     return parser
-
-
-def _show_warning(
-    message: Warning | str,
-    category: type[Warning],
-    filename: str,
-    lineno: int,
-    file: TextIO | None = None,
-    line: str | None = None,
-) -> None:
-    """Warnings as one plain line, without the source line that raised them."""
-    print(f"fedhpo: note: {message}", file=file or sys.stderr)
 
 
 def _threads() -> int:
@@ -65,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # fedhpo prints its own progress
-    warnings.showwarning = _show_warning
+    warnings.showwarning = show_note
     try:
         # Small models on CPU: one thread per process is several times faster than many.
         set_threads(_threads())

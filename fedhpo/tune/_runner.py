@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import multiprocessing as mp
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from fedhpo import __version__
-from fedhpo.errors import StudyError
+from fedhpo.errors import StudyError, show_note
 from fedhpo.plugins import load_plugins
 from fedhpo.sim.sampling import derive_seed
 from fedhpo.sim.threads import set_threads
@@ -28,7 +29,13 @@ from fedhpo.tune._baseline import ORIGIN, base_point
 from fedhpo.tune._calibrate import POINTS, check_fidelity, design
 from fedhpo.tune._factories import make_sampler
 from fedhpo.tune._fidelity import Schedule, make_pruner, schedule
-from fedhpo.tune._objective import Objective, Simulate, simulate, simulate_batch
+from fedhpo.tune._objective import (
+    Objective,
+    Simulate,
+    cached_dataset,
+    simulate,
+    simulate_batch,
+)
 from fedhpo.tune._worker import OnTrial, Worker, WorkerReport, budget_left, session_outcome
 
 #: ``progress(done, total, best, share)`` as trials of this session finish: trials done, the
@@ -275,8 +282,16 @@ def work(
 
 
 def _worker_main(space: SearchSpace, opts: TuneOptions, worker: int) -> None:
-    """Entry point of a job process (spawned: it imports the command line's plugins itself)."""
+    """Entry point of a job process (spawned: it imports the command line's plugins itself).
+
+    The base config's data is built quietly: its notes (rows dropped, say) were printed by
+    the parent, which built it first; notes of other data (a space over ``data.*``) print
+    as the parent's do, one plain line each."""
+    warnings.showwarning = show_note
     load_plugins(opts.plugins)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cached_dataset(space.base.data)
     work(space, opts, worker)  # a stop signal fails its trial cleanly; the exit code is 0
 
 
