@@ -99,10 +99,9 @@ def test_counts_and_rounds_are_integers_in_csv_and_json(capsys, storage) -> None
     assert [r["promoted_seeds"] for r in _csv(run_cli(capsys, *argv, "csv")[1])][:2] == ["2", "2"]
 
 
-def test_best_points_at_the_leaderboard_in_the_same_database(capsys, tmp_path: Path) -> None:
-    # "`fedhpo leaderboard tta --all` lists every reason" looked in ./fedhpo.db, not here
-    url = f"sqlite:///{tmp_path / 'tta.db'}"
-    study = optuna.create_study(storage=url, study_name="tta")
+def _no_complete_trial(storage: str | None = None) -> optuna.Study:
+    """A fedhpo study ``tta`` whose one trial was pruned: nothing to export."""
+    study = optuna.create_study(storage=storage, study_name="tta")
     study.set_user_attr(rec.BASE_CONFIG, {"client": {"lr": 0.05}})
     study.add_trial(
         create_trial(
@@ -112,6 +111,13 @@ def test_best_points_at_the_leaderboard_in_the_same_database(capsys, tmp_path: P
             user_attrs={rec.STATUS_REASON: "did not reach federation.target_accuracy"},
         )
     )
+    return study
+
+
+def test_best_points_at_the_leaderboard_in_the_same_database(capsys, tmp_path: Path) -> None:
+    # "`fedhpo leaderboard tta --all` lists every reason" looked in ./fedhpo.db, not here
+    url = f"sqlite:///{tmp_path / 'tta.db'}"
+    _no_complete_trial(url)
     code, _, err = run_cli(capsys, "best", "tta", "--storage", url)
     assert code == 2 and err.count("\n") == 1
     assert f"`fedhpo leaderboard tta --storage {url} --all` lists every reason" in err
@@ -122,15 +128,7 @@ def test_best_points_at_the_leaderboard_in_the_same_database(capsys, tmp_path: P
 def test_best_masks_the_password_in_its_hint(capsys, monkeypatch) -> None:
     from fedhpo.cli import best
 
-    study = optuna.create_study(study_name="tta")
-    study.set_user_attr(rec.BASE_CONFIG, {"client": {"lr": 0.05}})
-    study.add_trial(
-        create_trial(
-            state=TrialState.PRUNED,
-            params={"client.lr": 0.1},
-            distributions={"client.lr": FloatDistribution(0.01, 1.0)},
-        )
-    )
+    study = _no_complete_trial()
     monkeypatch.setattr(best, "load_study", lambda *_: study)
     code, _, err = run_cli(capsys, "best", "tta", "--storage", "postgresql://u:secret@db/fl")
     assert code == 2 and "secret" not in err
