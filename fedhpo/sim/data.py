@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -61,8 +62,23 @@ class ArrayData:
             f"test set shape {self.test_x.shape} / {self.test_y.shape} does not match x "
             f"{self.x.shape}",
         )
+        _require(len(self.test_y) > 0, "ArrayData has no test rows (test_x is empty)")
+        self._check_finite()
         self._check_labels()
         self._check_clients()
+
+    def _check_finite(self) -> None:
+        for name, x in (("x", self.x), ("test_x", self.test_x)):
+            # a NaN or inf anywhere makes the float64 sum non-finite (finite float32 rows
+            # cannot overflow it), and the sum needs no array of flags the size of x
+            if np.isfinite(x.sum(dtype=np.float64)):
+                continue
+            bad = ~np.isfinite(x.reshape(len(x), -1))
+            raise DataError(
+                f"ArrayData.{name} has {int(bad.sum())} non-finite values (NaN or inf), first "
+                f"in row {int(np.argmax(bad.any(axis=1)))}: fix the dataset builder (or drop "
+                "those rows)"
+            )
 
     def _check_labels(self) -> None:
         k = self.num_classes
@@ -219,6 +235,18 @@ def _grouped_rows(data: ArrayData, part: Partition, cfg: DataConfig) -> tuple[np
     return data.x[order], data.y[order]
 
 
+def _warn_no_validation(val_fraction: float, sizes: np.ndarray) -> None:
+    """A run validates on nothing (metrics NaN); ``fedhpo tune`` refuses a validation
+    objective on such data before it writes a study (``fedhpo.tune._checks``)."""
+    warnings.warn(
+        f"data.val_fraction {val_fraction:g} gives no validation rows: a client keeps "
+        f"round({val_fraction:g} x its rows) and the largest of the {len(sizes)} clients has "
+        f"{int(sizes.max())} rows, so validation metrics are NaN; raise data.val_fraction or "
+        "give clients more rows, or set it to 0 to run without validation",
+        stacklevel=3,
+    )
+
+
 def federate(data: ArrayData, cfg: DataConfig, name: str) -> FederatedDataset:
     """Partition ``data`` into clients, shuffle inside each client, split train/validation.
 
@@ -226,12 +254,15 @@ def federate(data: ArrayData, cfg: DataConfig, name: str) -> FederatedDataset:
     federated data (``data.presorted``: rows already grouped and shuffled) whose clients all
     survive ``min_size`` is used as it is, without any copy. Each client keeps
     ``round(val_fraction * n)`` (half to even) rows for validation but at least one training
-    row; ``cfg.fraction`` is then applied with :meth:`FederatedDataset.with_fraction`.
+    row (a warning if no client keeps a validation row at ``val_fraction > 0``);
+    ``cfg.fraction`` is then applied with :meth:`FederatedDataset.with_fraction`.
     """
     part = partition(data.y, cfg.partition, data.client, stream_rng(cfg.seed, "partition"))
     x, y = _grouped_rows(data, part, cfg)
     sizes = part.sizes
     n_val = np.minimum(np.round(cfg.val_fraction * sizes).astype(np.int64), sizes - 1)
+    if cfg.val_fraction > 0 and not n_val.any():
+        _warn_no_validation(cfg.val_fraction, sizes)
     dataset = FederatedDataset(
         x=_tensor(x),
         y=_tensor(y),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -161,7 +162,8 @@ def shards(
 
 
 def natural(client_ids: np.ndarray, min_size: int) -> Partition:
-    """One client per distinct id, in sorted id order; clients under ``min_size`` are dropped."""
+    """One client per distinct id, in sorted id order; clients under ``min_size`` are dropped,
+    with a warning saying how many."""
     ids = np.asarray(client_ids)
     if len(ids) and np.all(ids[1:] >= ids[:-1]):  # already grouped: skip the sort
         starts = np.flatnonzero(np.concatenate(([True], ids[1:] != ids[:-1])))
@@ -179,6 +181,13 @@ def natural(client_ids: np.ndarray, min_size: int) -> Partition:
             key="data.partition.min_size",
         )
     if not keep.all():
+        dropped = counts[~keep]
+        warnings.warn(
+            f"the natural partition dropped {len(dropped)} of {len(counts)} clients "
+            f"({int(dropped.sum())} training rows) with fewer than data.partition.min_size="
+            f"{min_size}; lower data.partition.min_size to keep them",
+            stacklevel=2,
+        )
         indices = indices[segment_positions(starts[keep], counts[keep])]
     return Partition(indices, _offsets(counts[keep].astype(np.int64)))
 

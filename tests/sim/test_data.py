@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -73,7 +75,8 @@ def test_presorted_data_is_used_without_a_copy():
 def test_presorted_data_with_dropped_clients_is_gathered_in_order():
     data = make_data(clients=6, presorted=True)
     counts = np.bincount(data.client)
-    ds = federate(data, cfg(partition={"min_size": int(np.sort(counts)[1])}), "toy")
+    with pytest.warns(UserWarning, match="natural partition dropped"):
+        ds = federate(data, cfg(partition={"min_size": int(np.sort(counts)[1])}), "toy")
     assert ds.num_clients < 6
     assert np.all(np.diff(ds.x[:, 0].numpy()) > 0)  # rows kept in their (already random) order
 
@@ -125,6 +128,26 @@ def test_every_client_keeps_a_training_row():
     assert ds.train_sizes.min() >= 1
 
 
+def test_a_val_fraction_that_gives_no_validation_rows_is_said():
+    # ~15 rows a client at val_fraction 0.01: round(0.15) = 0 validation rows everywhere, and
+    # `fedhpo run` printed "val acc nan" with nothing said
+    data = make_data(n=600, clients=40)
+    largest = int(np.bincount(data.client).max())
+    with pytest.warns(UserWarning, match="data.val_fraction 0.01 gives no validation rows") as got:
+        ds = federate(data, cfg(partition={"min_size": 1}, val_fraction=0.01), "toy")
+    assert ds.val_sizes.sum() == 0
+    message = str(got[0].message)
+    assert f"the largest of the 40 clients has {largest} rows" in message
+    assert "raise data.val_fraction" in message and "set it to 0" in message
+
+
+def test_no_validation_rows_asked_for_says_nothing():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ds = federate(make_data(clients=6), cfg(partition={"min_size": 1}, val_fraction=0), "t")
+    assert ds.val_sizes.sum() == 0
+
+
 def test_same_seed_same_tensors_other_seed_other_tensors():
     a = federate(make_data(), cfg(partition={"method": "dirichlet", "num_clients": 6}), "toy")
     b = federate(make_data(), cfg(partition={"method": "dirichlet", "num_clients": 6}), "toy")
@@ -167,6 +190,7 @@ def test_many_clients_cost_only_arrays():
         ({"y": np.full(4, 9, np.int64)}, "num_classes"),
         ({"test_x": np.zeros((2, 3), np.float32)}, "test set"),
         ({"presorted": True}, "presorted"),
+        ({"test_x": np.zeros((0, 2), np.float32), "test_y": np.zeros(0, np.int64)}, "no test rows"),
     ],
 )
 def test_array_data_checks_its_contract(change, message):
@@ -180,6 +204,24 @@ def test_array_data_checks_its_contract(change, message):
     }
     with pytest.raises(DataError, match=message):
         ArrayData(**{**fields, **change})
+
+
+@pytest.mark.parametrize("field", ["x", "test_x"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_array_data_refuses_non_finite_features(field, bad):
+    # a NaN feature made every run "diverge" and tune blame the hyperparameters for it
+    fields = {
+        "x": np.zeros((5, 3), np.float32),
+        "y": np.zeros(5, np.int64),
+        "client": None,
+        "test_x": np.zeros((4, 3), np.float32),
+        "test_y": np.zeros(4, np.int64),
+        "num_classes": 2,
+    }
+    fields[field][2, 1] = fields[field][3, 0] = bad
+    with pytest.raises(DataError, match=f"ArrayData.{field} has 2 non-finite values") as exc:
+        ArrayData(**fields)
+    assert "(NaN or inf)" in exc.value.message and "first in row 2" in exc.value.message
 
 
 def test_stream_rng_is_deterministic_and_checks_the_seed():

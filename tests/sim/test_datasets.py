@@ -458,6 +458,39 @@ def test_leaf_paths(tmp_path):
     assert exc.value.key == "data.options.path"
 
 
+def test_leaf_errors_name_the_option_that_gave_the_folder(leaf_dir):
+    # said `data.options.path` when train_path and test_path were given
+    (leaf_dir / "train" / "bad.json").write_text("{not json")
+    folders = {"train_path": str(leaf_dir / "train"), "test_path": str(leaf_dir / "test")}
+    with pytest.raises(DataError, match="cannot read JSON") as exc:
+        build("leaf", **folders)
+    assert exc.value.key == "data.options.train_path"
+    (leaf_dir / "train" / "bad.json").unlink()
+    with pytest.raises(DataError, match="no \\*.json") as exc:
+        build("leaf", **{**folders, "test_path": str(leaf_dir / "nowhere")})
+    assert exc.value.key == "data.options.test_path"
+    (leaf_dir / "test" / "bad.json").write_text("{not json")
+    with pytest.raises(DataError, match="cannot read JSON") as exc:
+        build("leaf", path=str(leaf_dir))
+    assert exc.value.key == "data.options.path"
+
+
+def test_leaf_without_test_rows_is_a_clean_error(leaf_dir):
+    # a user with no rows made numpy fail ("cannot reshape array of size 0"), a traceback
+    (leaf_dir / "test" / "all.json").write_text(json.dumps(leaf_file({"f_0": ([], [])})))
+    with pytest.raises(DataError, match="no user has rows") as exc:
+        build("leaf", train_path=str(leaf_dir / "train"), test_path=str(leaf_dir / "test"))
+    assert exc.value.key == "data.options.test_path"
+
+
+def test_leaf_non_finite_features_name_the_file_and_user(leaf_dir):
+    bad = {"f_9": ([[0, float("nan")], [0, 1]], [0, 1])}
+    (leaf_dir / "train" / "c.json").write_text(json.dumps(leaf_file(bad)))
+    with pytest.raises(DataError, match="user 'f_9' has 1 non-finite value") as exc:
+        build("leaf", {"min_size": 1}, path=str(leaf_dir))
+    assert exc.value.source == str(leaf_dir / "train" / "c.json")
+
+
 # -------------------------------------------------------------- real data (../shared/data)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -100,6 +102,7 @@ def test_shards_is_a_partition_or_a_clean_error(labels, c, spc, min_size, seed):
     min_size=min_sizes,
     grouped=st.booleans(),
 )
+@pytest.mark.filterwarnings("ignore:the natural partition dropped")
 def test_natural_keeps_whole_clients_in_id_order(seed, n, ids, min_size, grouped):
     client_ids = rng(seed).integers(0, ids, n) * 7 - 50  # any int ids, not 0..K-1
     if grouped:
@@ -118,6 +121,23 @@ def test_natural_keeps_whole_clients_in_id_order(seed, n, ids, min_size, grouped
     assert np.array_equal(np.concatenate(owners), kept)  # sorted id order
     assert np.array_equal(np.sort(p.indices), np.flatnonzero(np.isin(client_ids, kept)))
     assert p.sizes.min() >= min_size
+
+
+def test_natural_says_which_clients_min_size_dropped():
+    # a site of 9 rows vanished under the default min_size of 10 with nothing said
+    ids = np.repeat([5, 7, 9], [12, 9, 3])
+    with pytest.warns(UserWarning, match="dropped 2 of 3 clients") as got:
+        p = natural(ids, 10)
+    assert p.num_clients == 1
+    message = str(got[0].message)
+    assert "(12 training rows)" in message and "data.partition.min_size=10" in message
+    assert "lower data.partition.min_size" in message
+
+
+def test_natural_keeping_every_client_says_nothing():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert natural(np.repeat([1, 2], [10, 11]), 10).num_clients == 2
 
 
 def label_tv(labels: np.ndarray, p: Partition, k: int) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -15,11 +16,12 @@ HEADER = "size,color,user,weight,target\n"
 GOOD = [f"{i}.0,{'red' if i % 2 else 'blue'},u{i % 3},{10 * i},{'yes' if i % 2 else 'no'}" for i in range(1, 13)]  # fmt: skip
 
 
-def build(path: Path, **options):
+def build(path: Path, val_fraction: float = 0.1, **options):
     cfg = DataConfig(
         name="csv",
         options={"path": str(path), "label": "target", **options},
         partition=PartitionConfig(num_clients=2, min_size=1),
+        val_fraction=val_fraction,
     )
     return build_dataset(cfg)
 
@@ -128,7 +130,7 @@ def test_dropped_rows_are_counted_and_reported(tmp_path) -> None:
 def test_a_clean_table_drops_nothing_silently(tmp_path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        ds = build(table(tmp_path, GOOD))
+        ds = build(table(tmp_path, GOOD), val_fraction=0.2)  # 5-row clients: 1 validation row
     assert ds.dropped_rows == 0 and len(ds.x) + len(ds.test_x) == 12
 
 
@@ -136,3 +138,55 @@ def test_number_like_text_columns_stay_categories(tmp_path) -> None:
     rows = [r.replace("red", "9th").replace("blue", "10th") for r in GOOD]
     ds = build(table(tmp_path, rows))
     assert ds.feature_shape == (1 + 2 + 3 + 1,)  # size, color one-hot (2), user one-hot (3)
+
+
+@pytest.mark.parametrize(("sep", "header"), [(";", True), (";", False), ("\t", True)])
+def test_a_file_not_separated_by_commas_says_so(tmp_path, sep, header) -> None:
+    # read as one column: "the table has no feature columns besides the label", no file named
+    lines = (["size;weight;target"] if header else []) + [f"{i}.0;{i};{i % 2}" for i in range(12)]
+    path = tmp_path / "semi.csv"
+    path.write_text("\n".join(line.replace(";", sep) for line in lines) + "\n")
+    with pytest.raises(DataError, match="one column.*separated by " + re.escape(repr(sep))) as err:
+        build(path, label=-1, header=header)
+    assert err.value.source == str(path) and "convert it to commas" in err.value.message
+
+
+def test_no_feature_column_besides_label_and_client_names_the_file(tmp_path) -> None:
+    path = tmp_path / "two.csv"
+    path.write_text("user,target\n" + "\n".join(f"u{i % 3},{i % 2}" for i in range(12)) + "\n")
+    with pytest.raises(DataError, match="no feature columns besides the label and the client"):
+        build(path, client_column="user")
+
+
+def test_a_file_with_only_a_header_says_so(tmp_path) -> None:
+    # said "only 0 complete row(s); cannot split off a test set", naming no file
+    path = table(tmp_path, [])
+    with pytest.raises(DataError, match="no data rows below its header") as err:
+        build(path)
+    assert err.value.source == str(path) and err.value.key == "data.options.path"
+    test = table(tmp_path, [], "test.csv")
+    with pytest.raises(DataError, match="no data rows") as err:
+        build(table(tmp_path, GOOD), test_path=str(test))
+    assert err.value.source == str(test) and err.value.key == "data.options.test_path"
+
+
+@pytest.mark.filterwarnings("ignore:.*rows with a missing value")
+def test_a_file_whose_rows_all_miss_values_names_it(tmp_path) -> None:
+    path = table(tmp_path, ["1.0,red,u1,?,yes", "2.0,,u1,20,no"])
+    with pytest.raises(DataError, match="none of its 2 rows is complete") as err:
+        build(path)
+    assert err.value.source == str(path)
+
+
+def test_one_row_cannot_be_split_and_the_file_is_named(tmp_path) -> None:
+    path = table(tmp_path, GOOD[:1])
+    with pytest.raises(DataError, match="only 1 complete row.*test_path") as err:
+        build(path)
+    assert err.value.source == str(path)
+
+
+def test_a_folder_given_as_the_table_is_called_a_folder(tmp_path) -> None:
+    (tmp_path / "data.csv").mkdir()
+    with pytest.raises(DataError, match="is a folder, not a file") as err:
+        build(tmp_path / "data.csv")
+    assert err.value.source == str(tmp_path / "data.csv")

@@ -47,6 +47,10 @@ def _read_table(path: str, header: bool, skiprows: int, key: str, skip_option: s
     import pandas as pd
 
     file = Path(path)
+    if file.is_dir():
+        raise DataError(
+            f"is a folder, not a file; give a {_TABLE_SUFFIXES} file", source=path, key=key
+        )
     if not file.is_file():
         raise DataError(
             f"file not found{relative_note(path)}; give a {_TABLE_SUFFIXES} file",
@@ -109,11 +113,54 @@ def _column(table: Table, spec: str | int, option: str, header: bool) -> Any:
     _option(header, option, "with header=false columns have no names; give a 0-based index")
     if spec not in columns:
         raise DataError(
-            f"no column {spec!r}; the file's columns: {columns[:30]}; fix {key}",
+            f"no column {spec!r}; the file's columns: {columns[:30]}; fix {key}"
+            f"{_separator_hint(table)}",
             source=table.source,
             key=key,
         )
     return spec
+
+
+def _separator_hint(table: Table) -> str:
+    """Advice when the table was read as one column whose text holds another separator."""
+    frame = table.frame
+    if len(frame.columns) != 1:
+        return ""
+    text = f"{frame.columns[0]} {frame.iloc[0, 0] if len(frame) else ''}"
+    sep = next((s for s in (";", "\t", "|") if s in text), None)
+    if sep is None:
+        return ""
+    return (
+        f"; the file was read as one column, whose fields look separated by {sep!r}: "
+        "fedhpo reads comma-separated files, so convert it to commas"
+    )
+
+
+def _check_features(table: Table, label: Any, client: Any) -> None:
+    """The training table needs a column besides the label and the client column."""
+    if any(c not in (label, client) for c in table.frame.columns):
+        return
+    what = "the label" if client is None else "the label and the client column"
+    raise DataError(
+        f"the table has no feature columns besides {what}{_separator_hint(table)}",
+        source=table.source,
+        key=table.key,
+    )
+
+
+def _check_rows(table: Table, kept: Any, dropped: int) -> None:
+    """A table needs a complete row (a CSV file of only a header has none)."""
+    if len(kept):
+        return
+    if dropped:
+        problem = (
+            f"none of its {dropped} rows is complete (each misses a value: '?' or empty); "
+            "fill the missing values in"
+        )
+    else:
+        below = "" if table.first_line is None else " below its header"
+        problem = f"the file has no data rows{below}; give a table with rows"
+    raise DataError(problem, source=table.source, key=table.key)
 
 
 def _clean(tables: list[Table], client: Any) -> tuple[list[Any], int]:
@@ -123,6 +170,7 @@ def _clean(tables: list[Table], client: Any) -> tuple[list[Any], int]:
     for i, table in enumerate(tables):
         checked = checked_frame(table, numeric)
         kept, n = drop_missing(table, checked)
+        _check_rows(table, kept, n)
         if client is not None and i == 0:
             check_clients(table, checked, kept, client)
         frames.append(kept)
@@ -165,11 +213,14 @@ def _encode_features(frame: Any, train: np.ndarray, standardize: bool) -> np.nda
     return x
 
 
-def _split_mask(n: int, test_fraction: float, seed: int) -> np.ndarray:
+def _split_mask(n: int, test_fraction: float, seed: int, source: str) -> np.ndarray:
     """A seeded random test mask with round(test_fraction * n) rows (at least 1, at most n-1)."""
     if n < 2:
         raise DataError(
-            f"only {n} complete row(s); cannot split off a test set", key="data.options.path"
+            f"only {n} complete row: too few to split off a test set; give more rows, or the "
+            "test rows in a file of their own (data.options.test_path)",
+            source=source,
+            key="data.options.path",
         )
     n_test = min(n - 1, max(1, round(test_fraction * n)))
     mask = np.zeros(n, dtype=bool)
@@ -221,10 +272,11 @@ def csv(
     if client_column is not None:
         client_col = _column(tables[0], client_column, "client_column", header)
         _option(client_col != label_col, "client_column", "must differ from the label column")
+    _check_features(tables[0], label_col, client_col)
     frames, dropped = _clean(tables, client_col)
     frame = pd.concat(frames, ignore_index=True)
     if test_path is None:
-        is_test = _split_mask(len(frame), test_fraction, seed)
+        is_test = _split_mask(len(frame), test_fraction, seed, path)
     else:
         is_test = np.arange(len(frame)) >= len(frames[0])
     arrays = _table_arrays(frame, label_col, client_col, is_test, standardize, label_strip)
@@ -236,16 +288,8 @@ def _table_arrays(
 ) -> ArrayData:
     import pandas as pd
 
-    if not is_test.any() or is_test.all():
-        raise DataError(
-            "no complete training or test rows are left after dropping rows with missing "
-            "values ('?' or empty)",
-            key="data.options.path",
-        )
     y, num_classes = _encode_labels(frame[label_col], strip)
     features = frame.drop(columns=[c for c in (label_col, client_col) if c is not None])
-    if features.shape[1] == 0:
-        raise DataError("the table has no feature columns besides the label", key="data.options")
     x = _encode_features(features, ~is_test, standardize)
     client = None
     if client_col is not None:
