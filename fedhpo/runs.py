@@ -13,7 +13,9 @@ from fedhpo._outputs import out_folder, writing_error
 from fedhpo.config import RunConfig, dump_config
 from fedhpo.sim.data import FederatedDataset
 from fedhpo.sim.engine import RoundCallback, run_simulation
+from fedhpo.sim.models import build_model
 from fedhpo.sim.result import SimulationResult
+from fedhpo.sim.server import make_server_optimizer
 
 RESULT_FILE = "result.json"
 WEIGHTS_FILE = "model.pt"
@@ -37,6 +39,16 @@ def run(
     if out is not None:
         save_run(config, result, Path(out))
     return result
+
+
+def check_run(config: RunConfig, dataset: FederatedDataset) -> None:
+    """Build ``config``'s model and server optimizer and take a server step of a zero delta,
+    as a run does: a mistake in either (a plugin's exception, an output width that is not
+    the number of classes, a step dropping parameters) raises here, before a run starts."""
+    model = build_model(config.model, dataset.feature_shape, dataset.num_classes, seed=0)
+    params = {name: p.detach() for name, p in model.named_parameters()}
+    server = make_server_optimizer(config.server)
+    server.step(params, {k: torch.zeros_like(p) for k, p in params.items()}, server.init(params))
 
 
 def save_run(config: RunConfig, result: SimulationResult, out: Path) -> None:

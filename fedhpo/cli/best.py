@@ -42,7 +42,7 @@ def main(args: argparse.Namespace) -> int:
         print(dump_config(config), end="")
         _note_unregistered(config)
         return 0
-    _note_unregistered(export_best(study, args.out, args.trial, args.storage))
+    _note_unregistered(export_best(study, args.out, args.trial, args.storage, plugins=args.plugins))
     out = shlex.quote(args.out)
     console.print(f"wrote {out}; run it with: fedhpo run {out}{plugin_flags(args)}", markup=False)
     return 0

@@ -7,7 +7,7 @@ import argparse
 from fedhpo._outputs import out_folder
 from fedhpo.cli._common import RoundProgress, add_config_args, console, load_args_plugins
 from fedhpo.config import load_config
-from fedhpo.runs import RESULT_FILE, run
+from fedhpo.runs import RESULT_FILE, check_run, run
 from fedhpo.sim.datasets import build_dataset
 from fedhpo.sim.names import check_names
 
@@ -27,6 +27,7 @@ def main(args: argparse.Namespace) -> int:
     if args.out:
         out_folder(args.out)
     dataset = build_dataset(config.data)  # a data error, too, comes before the bar
+    check_run(config, dataset)  # and a model's or server optimizer's
     asked = config.federation.clients_per_round
     if asked is not None and asked > dataset.num_clients:
         console.print(

@@ -13,6 +13,7 @@ from torch import nn
 
 from fedhpo.config import ModelConfig
 from fedhpo.errors import ConfigError
+from fedhpo.plugins import calling, defined_at, qualname
 
 ModelFactory = Callable[..., nn.Module]
 """``factory(input_shape: tuple[int, ...], num_classes: int, **options) -> nn.Module``."""
@@ -32,7 +33,10 @@ def register_model(name: str) -> Callable[[F], F]:
 
     def decorator(factory: F) -> F:
         if name in _MODELS and _MODELS[name] is not factory:
-            raise ValueError(f"a model named {name!r} is already registered")
+            raise ValueError(
+                f"a model named {name!r} is already registered ({qualname(_MODELS[name])}); "
+                f"register {qualname(factory)} under another name"
+            )
         _MODELS[name] = factory
         return factory
 
@@ -55,7 +59,9 @@ def build_model(
     """Build the model ``cfg`` names, with PyTorch's default init drawn from ``seed``.
 
     The global RNG is forked, so it is left exactly as it was. Unknown names or options raise
-    :class:`~fedhpo.errors.ConfigError` listing the valid ones.
+    :class:`~fedhpo.errors.ConfigError` listing the valid ones; so does a factory that raises,
+    returns no ``nn.Module``, or one that does not map a batch of ``input_shape`` features
+    to float logits of shape ``(batch, num_classes)`` (run once on zeros to check).
     """
     factory = _lookup(cfg.name)
     valid, accepts_any = _option_names(factory)
@@ -67,9 +73,56 @@ def build_model(
                 key=f"model.options.{key}",
             )
     shape = tuple(int(d) for d in input_shape)
+    what = f"model {cfg.name!r}"
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return factory(shape, int(num_classes), **cfg.options)
+        with calling(what, factory, key="model.name"):
+            model = factory(shape, int(num_classes), **cfg.options)
+        what += f" ({defined_at(factory)})"
+        if not isinstance(model, nn.Module):
+            raise ConfigError(
+                f"{what} returned {type(model).__name__}; a model factory must return an nn.Module",
+                key="model.name",
+            )
+        _check_output(model, what, shape, int(num_classes))  # inside the fork: draws no RNG
+    return model
+
+
+def _check_output(model: nn.Module, what: str, shape: tuple[int, ...], num_classes: int) -> None:
+    """Raise ConfigError unless ``model`` maps 2 examples of zeros to (2, num_classes) float
+    logits. Run without gradients in eval mode (no batch statistics are taken), then each
+    module's mode is put back."""
+    x = torch.zeros(2, *shape)
+    modes = {m: m.training for m in model.modules()}
+    try:
+        with torch.no_grad():
+            out = model.eval()(x)
+    except Exception as exc:
+        raise ConfigError(
+            f"{what} cannot run on a batch of the dataset's features, shape {tuple(x.shape)}: "
+            f"{type(exc).__name__}: {exc}; it must take inputs of shape (batch, "
+            f"{', '.join(map(str, shape))})",
+            key="model.name",
+        ) from None
+    finally:
+        for module, training in modes.items():
+            module.training = training
+    if not isinstance(out, torch.Tensor) or not out.is_floating_point():
+        got = f"{out.dtype} values" if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ConfigError(f"{what} outputs {got}; it must output float logits", key="model.name")
+    if out.ndim == 2 and len(out) == 2 and out.shape[1] != num_classes:
+        width = f"{out.shape[1]} value" + ("s" if out.shape[1] != 1 else "")
+        raise ConfigError(
+            f"{what} outputs {width} per example; the dataset has {num_classes} classes: its "
+            "last layer must output num_classes",
+            key="model.name",
+        )
+    if out.shape != (2, num_classes):
+        raise ConfigError(
+            f"{what} outputs shape {tuple(out.shape)} for a batch of 2 examples; it must "
+            f"output (2, {num_classes}): (batch, num_classes)",
+            key="model.name",
+        )
 
 
 def _lookup(name: str) -> ModelFactory:

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from fedhpo.config import ServerConfig
 from fedhpo.errors import ConfigError
+from fedhpo.plugins import calling, defined_at, is_plugin, qualname
 from fedhpo.sim.aggregate import Contributions
 from fedhpo.sim.aggregate import aggregate as aggregate_contributions
 from fedhpo.sim.client import ClientUpdate, Params
@@ -72,7 +73,10 @@ def register_server_optimizer(name: str) -> Callable[[Fac], Fac]:
 
     def decorator(factory: Fac) -> Fac:
         if name in _OPTIMIZERS and _OPTIMIZERS[name] is not factory:
-            raise ValueError(f"a server optimizer named {name!r} is already registered")
+            raise ValueError(
+                f"a server optimizer named {name!r} is already registered "
+                f"({qualname(_OPTIMIZERS[name])}); register {qualname(factory)} under another name"
+            )
         _OPTIMIZERS[name] = factory
         return factory
 
@@ -97,9 +101,73 @@ def check_server_optimizer(name: str) -> None:
 
 
 def make_server_optimizer(cfg: ServerConfig) -> ServerOptimizer[Any]:
-    """The optimizer ``cfg.optimizer`` names, configured from ``cfg``."""
+    """The optimizer ``cfg.optimizer`` names, configured from ``cfg``.
+
+    A plugin's comes wrapped in :class:`CheckedOptimizer`: its mistakes are ConfigErrors.
+    """
     check_server_optimizer(cfg.optimizer)
-    return _OPTIMIZERS[cfg.optimizer](cfg)
+    factory = _OPTIMIZERS[cfg.optimizer]
+    return CheckedOptimizer(cfg, factory) if is_plugin(factory) else factory(cfg)
+
+
+_KEY = "server.optimizer"
+
+
+class CheckedOptimizer:
+    """A plugin's server optimizer, each call checked: an exception it raises, a missing
+    ``init`` or ``step``, or a step not returning ``(params, state)`` with the keys and shapes
+    of ``params`` is a :class:`~fedhpo.errors.ConfigError` naming it and its line.
+    """
+
+    def __init__(self, cfg: ServerConfig, factory: ServerOptimizerFactory) -> None:
+        self.what = f"server optimizer {cfg.optimizer!r}"
+        with calling(self.what, factory, key=_KEY):
+            self.inner = factory(cfg)
+        missing = [m for m in ("init", "step") if not callable(getattr(self.inner, m, None))]
+        if missing:
+            raise ConfigError(
+                f"{self.what} ({defined_at(factory)}) made a {type(self.inner).__name__} "
+                f"without {' or '.join(missing)}; it must have init(params) -> state and "
+                "step(params, delta, state) -> (params, state)",
+                key=_KEY,
+            )
+
+    def init(self, params: Mapping[str, Tensor]) -> Any:
+        with calling(self.what, self.inner.init, key=_KEY):
+            return self.inner.init(params)
+
+    def step(
+        self, params: Mapping[str, Tensor], delta: Mapping[str, Tensor], state: Any
+    ) -> tuple[Params, Any]:
+        with calling(self.what, self.inner.step, key=_KEY):
+            out = self.inner.step(params, delta, state)
+        problem = _step_problem(params, out)
+        if problem:
+            raise ConfigError(
+                f"{self.what} ({defined_at(self.inner.step)}): step {problem}; it must return "
+                "(params, state), params with the keys and shapes of those it was given",
+                key=_KEY,
+            )
+        return out[0], out[1]
+
+
+def _step_problem(params: Mapping[str, Tensor], out: Any) -> str | None:
+    """What is wrong with ``out``, a step's result for ``params`` (None: nothing)."""
+    if not (isinstance(out, (tuple, list)) and len(out) == 2 and isinstance(out[0], Mapping)):
+        return f"returned {type(out).__name__}, not a (params, state) pair"
+    new = out[0]
+    missing = next((k for k in params if k not in new), None)
+    if missing is not None:
+        return f"returned params without {missing!r}"
+    extra = next((k for k in new if k not in params), None)
+    if extra is not None:
+        return f"returned params with {extra!r}, which is not one of them"
+    for k, p in params.items():
+        if not isinstance(new[k], Tensor):
+            return f"returned {k!r} as {type(new[k]).__name__}, not a tensor"
+        if new[k].shape != p.shape:
+            return f"returned {k!r} of shape {tuple(new[k].shape)} for one of {tuple(p.shape)}"
+    return None
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 from pathlib import Path
 
 import optuna
@@ -69,19 +70,27 @@ def best_config(
 
 
 def export_best(
-    study: optuna.Study, out: str | Path, number: int | None = None, storage: str | None = None
+    study: optuna.Study,
+    out: str | Path,
+    number: int | None = None,
+    storage: str | None = None,
+    *,
+    plugins: Sequence[str] = (),
 ) -> RunConfig:
     """Write the best config as YAML to ``out``; ``fedhpo run out`` accepts it unchanged
-    (``storage`` as for :func:`best_trial`)."""
+    (``storage`` as for :func:`best_trial`). ``plugins``: the ``--plugin`` modules the run
+    command in the file's header repeats."""
     path = out_file(out, example="best.yaml")
     config = best_config(study, number, storage)
     trial = best_trial(study, number, storage)
     lower = _lower_fidelity(study, trial, config)
+    flags = "".join(f" --plugin {shlex.quote(p)}" for p in plugins)
+    run = f"fedhpo run {shlex.quote(str(out))}{flags}"
     where = (
-        f"at full fidelity.\n# Reproduce with: fedhpo run {out}\n"
+        f"at full fidelity.\n# Reproduce with: {run}\n"
         if lower is None
         else f"measured at the search's fidelity ({lower}); this file is the full run, "
-        f"whose value differs:\n# fedhpo run {out}\n"
+        f"whose value differs:\n# {run}\n"
     )
     header = (
         f"# Best config of study {study.study_name!r}: trial {trial.number}, "

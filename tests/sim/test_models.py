@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 from torch import nn
@@ -149,3 +151,78 @@ def test_register_kwargs_factory_accepts_any_option(registry: None) -> None:
         return nn.Linear(input_shape[0], num_classes)
 
     build_model(ModelConfig("anything", {"depth": 3}), (3,), 2, seed=0)
+
+
+# --------------------------------------------------------------------------- plugin mistakes
+
+
+class _Unsqueezed(nn.Module):
+    def __init__(self, width: int, classes: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(width, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x)[:, :, None]
+
+
+class _IntegerLogits(nn.Module):
+    def __init__(self, width: int, classes: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(width, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x).long()
+
+
+def _factories() -> dict[str, tuple[Any, str]]:
+    def raises(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+        raise RuntimeError("model factory exploded")
+
+    return {
+        "raises": (raises, "raised RuntimeError: model factory exploded"),
+        "int": (lambda shape, k: 42, "returned int; a model factory must return an nn.Module"),
+        "wide": (
+            lambda shape, k: nn.Linear(shape[0], k + 3),
+            "outputs 5 values per example; the dataset has 2 classes",
+        ),
+        "unsqueezed": (
+            lambda shape, k: _Unsqueezed(shape[0], k),
+            "outputs shape (2, 2, 1) for a batch of 2 examples; it must output (2, 2)",
+        ),
+        "narrow_input": (
+            lambda shape, k: nn.Linear(shape[0] + 1, k),
+            "cannot run on a batch of the dataset's features, shape (2, 4): RuntimeError",
+        ),
+        "integer_logits": (
+            lambda shape, k: _IntegerLogits(shape[0], k),
+            "outputs torch.int64 values; it must output float logits",
+        ),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_factories()))
+def test_a_plugin_model_that_cannot_train_is_named_with_its_line(registry: None, case) -> None:
+    # a wider output trained "completed"; the others were tracebacks from inside a run
+    factory, fragment = _factories()[case]
+    register_model(case)(factory)
+    with pytest.raises(ConfigError) as err:
+        build_model(ModelConfig(case), (4,), 2, seed=0)
+    assert err.value.key == "model.name" and fragment in err.value.message, err.value.message
+    assert err.value.message.startswith(f"model {case!r} (tests/sim/test_models.py:")
+
+
+def test_the_output_check_leaves_the_model_and_the_rng_as_they_were(registry: None) -> None:
+    @register_model("bn_dropout")
+    def bn_dropout(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+        model = nn.Sequential(
+            nn.Linear(input_shape[0], 8), nn.BatchNorm1d(8), nn.Dropout(0.5), nn.Linear(8, 2)
+        )
+        model[2].eval()  # a module the factory left in eval mode stays so
+        return model
+
+    state = torch.get_rng_state()
+    model = build_model(ModelConfig("bn_dropout"), (4,), 2, seed=0)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert [m.training for m in model] == [True, True, False, True] and model.training
+    assert torch.equal(model[1].running_mean, torch.zeros(8))  # no batch statistics taken
+    assert int(model[1].num_batches_tracked) == 0

@@ -179,7 +179,6 @@ def test_register_plugin_optimizer(registry: None) -> None:
             return {k: p + 0.5 * self.lr * delta[k] for k, p in params.items()}, state
 
     opt = make_server_optimizer(ServerConfig(optimizer="halfavg"))
-    assert isinstance(opt, HalfAvg)
     new, _ = opt.step(_scalar(1.0), _scalar(1.0), opt.init({}))
     assert new["w"].item() == 1.5
     with pytest.raises(ValueError, match="already registered"):
@@ -283,3 +282,79 @@ class TestServerOptimizerConformance:
         new, _ = opt.step(params, _delta(), opt.init(params))
         assert list(new) == list(params)
         assert all(new[k].shape == p.shape and new[k].dtype == p.dtype for k, p in params.items())
+
+
+# --------------------------------------------------------------------------- plugin mistakes
+
+
+class _Plain:
+    """A correct plugin optimizer (FedAvg) that the cases below break one way each."""
+
+    def __init__(self, cfg: ServerConfig) -> None:
+        pass
+
+    def init(self, params):
+        return None
+
+    def step(self, params, delta, state):
+        return {k: p + delta[k] for k, p in params.items()}, state
+
+
+class _CtorRaises(_Plain):
+    def __init__(self, cfg: ServerConfig) -> None:
+        raise RuntimeError("server opt ctor exploded")
+
+
+class _NoStep:
+    def __init__(self, cfg: ServerConfig) -> None:
+        pass
+
+    def init(self, params):
+        return None
+
+
+class _InitRaises(_Plain):
+    def init(self, params):
+        return params["missing"]
+
+
+class _StepRaises(_Plain):
+    def step(self, params, delta, state):
+        raise KeyError("step exploded")
+
+
+class _ParamsOnly(_Plain):
+    def step(self, params, delta, state):
+        return params
+
+
+class _DropsKey(_Plain):
+    def step(self, params, delta, state):
+        return {"w": params["w"]}, state
+
+
+class _Flattens(_Plain):
+    def step(self, params, delta, state):
+        return {k: p.flatten() for k, p in params.items()}, state
+
+
+@pytest.mark.parametrize(
+    ("cls", "fragment"),
+    [(_CtorRaises, "raised RuntimeError: server opt ctor exploded"),
+     (_NoStep, "made a _NoStep without step; it must have init(params)"),
+     (_InitRaises, "raised KeyError: 'missing'"),
+     (_StepRaises, "raised KeyError: 'step exploded'"),
+     (_ParamsOnly, "step returned dict, not a (params, state) pair"),
+     (_DropsKey, "step returned params without 'b'"),
+     (_Flattens, "step returned 'w' of shape (12,) for one of (3, 4)")],
+    ids=lambda v: v.__name__ if isinstance(v, type) else "",
+)  # fmt: skip
+def test_a_plugin_optimizer_mistake_is_a_config_error_naming_it(registry, cls, fragment) -> None:
+    # each was a traceback from inside a run, or (_DropsKey) a run that "completed"
+    register_server_optimizer("broken")(cls)
+    params = _params()
+    with pytest.raises(ConfigError) as err:
+        opt = make_server_optimizer(ServerConfig(optimizer="broken"))
+        opt.step(params, _delta(), opt.init(params))
+    assert err.value.key == "server.optimizer" and fragment in err.value.message
+    assert err.value.message.startswith("server optimizer 'broken' (tests/sim/test_server.py:")

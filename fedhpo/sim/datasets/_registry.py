@@ -7,10 +7,12 @@ import os
 import types
 import typing
 from collections.abc import Callable, Mapping
+from pathlib import PurePath
 from typing import Any
 
 from fedhpo.config import DataConfig
 from fedhpo.errors import ConfigError, DataError
+from fedhpo.plugins import calling, defined_at, qualname
 from fedhpo.sim.data import ArrayData, FederatedDataset, federate
 
 Builder = Callable[..., ArrayData]
@@ -36,16 +38,12 @@ def relative_note(path: str | os.PathLike[str]) -> str:
     return f" (relative to the working directory {os.getcwd()})"
 
 
-def _qualname(fn: Callable[..., Any]) -> str:
-    return f"{fn.__module__}.{fn.__qualname__}"
-
-
 def _check_signature(fn: Builder) -> None:
     params = inspect.signature(fn).parameters
     bad = [p.name for p in params.values() if p.kind is not inspect.Parameter.KEYWORD_ONLY]
     if bad or "seed" not in params:
         raise TypeError(
-            f"dataset builder {_qualname(fn)} must look like fn(*, seed, <options>=<default>) "
+            f"dataset builder {qualname(fn)} must look like fn(*, seed, <options>=<default>) "
             f"(keyword-only parameters, one named seed); offending parameters: {bad or 'seed'}"
         )
 
@@ -61,8 +59,8 @@ def register_dataset(name: str) -> Callable[[Builder], Builder]:
     def decorator(fn: Builder) -> Builder:
         if name in _REGISTRY:
             raise ValueError(
-                f"a dataset named {name!r} is already registered ({_qualname(_REGISTRY[name])}); "
-                f"register {_qualname(fn)} under another name"
+                f"a dataset named {name!r} is already registered ({qualname(_REGISTRY[name])}); "
+                f"register {qualname(fn)} under another name"
             )
         _check_signature(fn)
         _REGISTRY[name] = fn
@@ -97,32 +95,46 @@ def dataset_options(name: str) -> dict[str, Any]:
     return {k: REQUIRED if p.default is p.empty else p.default for k, p in params.items()}
 
 
-def _allowed_types(fn: Builder, param: inspect.Parameter) -> tuple[type, ...] | None:
-    """Types an option accepts, from its annotation or else its default; None: anything."""
+def _annotation(fn: Builder, param: inspect.Parameter) -> Any:
+    """The option's type: its annotation, else its default's type; None: anything."""
     try:
         tp = typing.get_type_hints(fn).get(param.name)
     except Exception:  # an annotation that cannot be resolved: judge by the default
         tp = None
     if tp is None:
         default = param.default
-        return None if default is None or default is param.empty else (type(default),)
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-    else:
-        args = (tp,)
-    if Any in args:
-        return None
-    literals = [
-        type(v) for a in args if typing.get_origin(a) is typing.Literal for v in typing.get_args(a)
-    ]
-    plain = [typing.get_origin(a) or a for a in args if typing.get_origin(a) is not typing.Literal]
-    return tuple(dict.fromkeys(plain + literals))
+        return None if default is None or default is param.empty else type(default)
+    return tp
 
 
-def _coerce_option(value: Any, allowed: tuple[type, ...] | None) -> tuple[bool, Any]:
-    """(ok, value in canonical form); ints are accepted for floats and paths for strings."""
-    if allowed is None or (value is None and type(None) in allowed):
+def _arms(tp: Any) -> tuple[Any, ...]:
+    """The members of a union annotation, or ``(tp,)``."""
+    union = typing.get_origin(tp) in (typing.Union, types.UnionType)
+    return typing.get_args(tp) if union else (tp,)
+
+
+def _item_type(tp: Any) -> Any:
+    """The item annotation of a homogeneous container annotation (int for ``list[int]`` or
+    ``tuple[int, ...]``), else None."""
+    args = typing.get_args(tp)
+    homogeneous = len(args) == 1 or (len(args) == 2 and args[1] is Ellipsis)
+    return args[0] if homogeneous and isinstance(typing.get_origin(tp), type) else None
+
+
+def _coerce_option(value: Any, tp: Any) -> tuple[bool, Any]:
+    """(ok, value in canonical form) for an option annotated ``tp`` (None: anything). Ints
+    are accepted for floats, paths for strings and strings for paths; a Literal accepts its
+    values only, and a list's items are checked against ``list[item]``."""
+    arms = _arms(tp)
+    if tp is None or Any in arms or (value is None and type(None) in arms):
         return True, value
+    for arm in arms:
+        if typing.get_origin(arm) is typing.Literal and any(
+            type(v) is type(value) and v == value for v in typing.get_args(arm)
+        ):
+            return True, value
+    allowed = tuple(t for t in (typing.get_origin(a) or a for a in arms) if isinstance(t, type))
+    paths = [t for t in allowed if issubclass(t, PurePath)]
     if isinstance(value, bool):
         return bool in allowed, value
     if isinstance(value, int) and int not in allowed and float in allowed:
@@ -131,11 +143,39 @@ def _coerce_option(value: Any, allowed: tuple[type, ...] | None) -> tuple[bool, 
         return value.is_integer(), int(value) if value.is_integer() else value
     if isinstance(value, os.PathLike) and str in allowed:
         return True, os.fspath(value)
-    return isinstance(value, allowed), value
+    if isinstance(value, str) and str not in allowed and paths:
+        return True, paths[0](value)
+    if not isinstance(value, allowed):
+        return False, value
+    if not isinstance(value, list) or (item := _list_item(arms)) is None:
+        return True, value
+    checked = [_coerce_option(v, item) for v in value]
+    return all(ok for ok, _ in checked), [v for _, v in checked]
 
 
-def _type_names(allowed: tuple[type, ...]) -> str:
-    return " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
+def _list_item(arms: tuple[Any, ...]) -> Any:
+    """The item annotation of the arm a list matches (int for ``list[int]``), else None."""
+    for arm in arms:
+        origin = typing.get_origin(arm)
+        if isinstance(origin, type) and issubclass(list, origin):
+            return _item_type(arm)
+    return None
+
+
+def _describe(tp: Any) -> str:
+    """What an option of annotation ``tp`` accepts, e.g. ``list of int or null``."""
+    names = []
+    for arm in _arms(tp):
+        origin, item = typing.get_origin(arm), _item_type(arm)
+        if origin is typing.Literal:
+            names.append("one of " + ", ".join(map(repr, typing.get_args(arm))))
+        elif arm is type(None):
+            names.append("null")
+        elif item is not None:
+            names.append(f"{origin.__name__} of {_describe(item)}")
+        else:
+            names.append(getattr(origin or arm, "__name__", str(arm)))
+    return " or ".join(names)
 
 
 def _validated_options(name: str, fn: Builder, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -146,12 +186,11 @@ def _validated_options(name: str, fn: Builder, options: Mapping[str, Any]) -> di
         where = f"data.options.{key}"
         if key not in params:
             raise ConfigError(f"unknown option of dataset {name!r}; valid: {valid}", key=where)
-        allowed = _allowed_types(fn, params[key])
-        ok, out[key] = _coerce_option(value, allowed)
+        tp = _annotation(fn, params[key])
+        ok, out[key] = _coerce_option(value, tp)
         if not ok:
             raise ConfigError(
-                f"expected {_type_names(allowed or ())}, got {value!r} ({type(value).__name__})",
-                key=where,
+                f"expected {_describe(tp)}, got {value!r} ({type(value).__name__})", key=where
             )
     for key, p in params.items():
         if p.default is p.empty and key not in out:
@@ -172,10 +211,12 @@ def build_dataset(cfg: DataConfig) -> FederatedDataset:
     """Build ``cfg.name`` with ``cfg.options``, then partition and split it (:func:`federate`)."""
     fn = _builder(cfg.name)
     options = _validated_options(cfg.name, fn, cfg.options)
-    data = fn(seed=cfg.seed, **options)
+    with calling(f"dataset {cfg.name!r}", fn, DataError, key="data.name"):
+        data = fn(seed=cfg.seed, **options)
     if not isinstance(data, ArrayData):
         raise DataError(
-            f"builder {_qualname(fn)} returned {type(data).__name__}; it must return ArrayData",
+            f"dataset {cfg.name!r} ({defined_at(fn)}) returned {type(data).__name__}; its "
+            "builder must return ArrayData",
             key="data.name",
         )
     return federate(data, cfg, cfg.name)
