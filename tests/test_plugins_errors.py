@@ -218,6 +218,36 @@ def test_a_dataset_builder_error_stops_tune_before_any_study(capsys, plugin) -> 
     assert not Path("fedhpo.db").exists()
 
 
+@pytest.mark.parametrize(
+    ("case", "setting"),
+    [
+        ("model_output_width", "model: {name: wide_out}"),
+        ("step_drops_a_key", "server: {optimizer: drop_key}"),
+    ],
+)
+def test_a_model_or_optimizer_mistake_stops_tune_before_any_study(
+    capsys, plugin, case, setting
+) -> None:
+    # the data was checked before the study was written, the model and optimizer were not:
+    # every trial failed and the study was left behind
+    code_text, _, fragments = CASES[case]
+    name, _ = plugin(code_text)
+    key = setting.split(":")[0]
+    Path("base.yaml").write_text(
+        "".join(line for line in CONFIG.splitlines(True) if not line.startswith(key))
+        + setting
+        + "\n"
+    )
+    Path("sp.yaml").write_text(
+        "base: base.yaml\ntuner: {sampler: random, trials: 2}\n"
+        "params:\n  client.lr: {type: float, low: 0.01, high: 0.1}\n"
+    )
+    code, _, err = cli(capsys, "tune", "--space", "sp.yaml", "--plugin", name)
+    one_line_error(code, err)
+    assert all(f in err for f in fragments) and "trial" not in err
+    assert not Path("fedhpo.db").exists()
+
+
 # ------------------------------------------------------------------------ --plugin NAME
 
 

@@ -53,6 +53,11 @@ def model_options(name: str) -> list[str]:
     return _option_names(_lookup(name))[0]
 
 
+def takes_any_option(name: str) -> bool:
+    """Whether model ``name``'s factory takes options beyond its named ones (``**kwargs``)."""
+    return _option_names(_lookup(name))[1]
+
+
 def build_model(
     cfg: ModelConfig, input_shape: Sequence[int], num_classes: int, seed: int
 ) -> nn.Module:

@@ -6,11 +6,10 @@ from typing import Any
 
 from fedhpo._yaml import load_yaml
 from fedhpo.errors import ConfigError, DataError, FedhpoError, SearchSpaceError
+from fedhpo.runs import check_run
 from fedhpo.sim.datasets import check_options
 from fedhpo.sim.evaluation import validation_sample
-
-# models.py has no public check of option names (build_model checks them as it builds)
-from fedhpo.sim.models import _lookup, _option_names
+from fedhpo.sim.models import model_options, takes_any_option
 from fedhpo.sim.names import REGISTRY_FIELDS, check_name, check_names
 from fedhpo.space import CategoricalParam, FloatParam, Param, SearchSpace
 from fedhpo.tune._objective import cached_dataset
@@ -86,11 +85,29 @@ def _at(space: SearchSpace, key: str, message: str) -> SearchSpaceError:
 def check_runnable(space: SearchSpace) -> None:
     """Raise a FedhpoError if ``space`` cannot run here: registry names (dataset, model,
     server optimizer) not registered (is a ``--plugin`` missing?), dataset options the
-    dataset does not take, model options a model does not take, or no validation data."""
+    dataset does not take, model options a model does not take, no validation data, or a
+    model or server optimizer that does not build and step on the base data."""
     _check_names(space)
     _check_data_options(space)
     _check_model_options(space)
     _check_validation(space)
+    _check_builds(space)
+
+
+def _check_builds(space: SearchSpace) -> None:
+    """The base config's model and server optimizer, and each searched ``model.name`` and
+    ``server.optimizer`` choice, build on the base data and take a server step
+    (:func:`fedhpo.runs.check_run`): a plugin's mistake is one error, not every trial's."""
+    try:
+        dataset = cached_dataset(space.base.data)
+    except FedhpoError:
+        return  # not buildable here: `fedhpo tune` builds it next and says why
+    configs = [space.config_for({})]
+    for param in space.params:
+        if param.name in ("model.name", "server.optimizer") and isinstance(param, CategoricalParam):
+            configs += [space.config_for({param.name: choice}) for choice in param.choices]
+    for config in configs:
+        check_run(config, dataset)
 
 
 def _tried(param: Param) -> list[tuple[str, Any]]:
@@ -144,7 +161,7 @@ def _check_model_options(space: SearchSpace) -> None:
                     f"which this space searches for it; add when: {{model.name: "
                     f"{_taker(searched.choices, o)}}} to params.{p.name}"
                 )
-        valid, takes_any = _option_names(_lookup(name))
+        valid, takes_any = model_options(name), takes_any_option(name)
         for option, fix in fixes.items():
             if not takes_any and option not in valid:
                 raise _at(
@@ -157,4 +174,4 @@ def _check_model_options(space: SearchSpace) -> None:
 
 def _taker(names: tuple[Any, ...], option: str) -> str:
     """A model among ``names`` that takes ``option`` (for the advice), else the first one."""
-    return next((n for n in names if option in _option_names(_lookup(n))[0]), names[0])
+    return next((n for n in names if option in model_options(n)), names[0])
