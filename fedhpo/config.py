@@ -52,6 +52,16 @@ def _float32(value: float, key: str, *, positive: bool) -> None:
     )
 
 
+#: The largest ``federation.over_selection``: a round sends at most 11 times its cohort.
+MAX_OVER_SELECTION = 10.0
+
+#: The largest ``fedbuff.staleness_exponent``. FedBuff weighs an update ``s`` versions old
+#: by ``(1 + s) ** -0.5`` and FedAsync (Xie et al., 2019) uses exponents about that, and 10
+#: for its hinge rule; far larger ones weigh every stale update 0 (``2 ** -2000`` underflows),
+#: so that a buffer of stale updates has nothing to average.
+MAX_STALENESS_EXPONENT = 10.0
+
+
 @dataclass(frozen=True)
 class PartitionConfig:
     """How samples are split into clients (for datasets that are not federated already)."""
@@ -173,8 +183,9 @@ class FederationConfig:
     deadline: float | None = None
     """sync: simulated seconds after which a round closes without its stragglers."""
     over_selection: float = 0.0
-    """sync: dispatch ``ceil((1 + x) * cohort)`` clients; the round closes once ``cohort``
-    updates are in (or at the deadline)."""
+    """sync: dispatch ``ceil((1 + x) * cohort)`` clients (:meth:`dispatch_size`; x at most
+    :data:`MAX_OVER_SELECTION`); the round closes once ``cohort`` updates are in (or at the
+    deadline)."""
     stragglers: Literal["drop", "partial"] = "drop"
     """sync with a deadline: drop late clients, or let each do the steps that fit."""
     weighting: Literal["samples", "uniform"] = "samples"
@@ -215,8 +226,16 @@ class FederationConfig:
             _check(0 < target <= 1, "target_accuracy", f"must be in (0, 1], got {target}")
         over = self.over_selection
         _check(over >= 0 and math.isfinite(over), "over_selection", f"must be >= 0, got {over}")
+        _check(
+            over <= MAX_OVER_SELECTION,
+            "over_selection",
+            f"must be at most {MAX_OVER_SELECTION:g} (dispatching "
+            f"{MAX_OVER_SELECTION + 1:g} times the cohort; a round never sends more clients "
+            f"than the federation has), got {over:g}",
+        )
         if self.mode == "async":
-            for key, unset in (("deadline", None), ("over_selection", 0.0)):
+            sync_only = (("deadline", None), ("over_selection", 0.0), ("stragglers", "drop"))
+            for key, unset in sync_only:
                 _check(
                     getattr(self, key) == unset,
                     key,
@@ -233,6 +252,14 @@ class FederationConfig:
         if self.client_fraction is not None:
             return max(1, round(self.client_fraction * num_clients))
         return min(self.clients_per_round or 10, num_clients)
+
+    def dispatch_size(self, cohort: int, num_clients: int) -> int:
+        """Clients a synchronous round sends for a cohort of ``cohort``: ``ceil((1 +
+        over_selection) * cohort)``, at most ``num_clients``. The product is rounded to 12
+        significant digits first, so float noise does not add a client: ``(1 + 0.1) * 100``
+        is ``110.00000000000001`` in floats, and 110 clients are sent, not 111."""
+        product = float(f"{(1 + self.over_selection) * cohort:.12g}")
+        return min(num_clients, math.ceil(product))
 
 
 @dataclass(frozen=True)
@@ -292,7 +319,7 @@ class FedBuffConfig:
     """Weight of an update s versions old: 1, (1 + s)^-a, or 1 up to the offset and then
     1 / (a (s - offset) + 1)."""
     staleness_exponent: float = 0.5
-    """``a`` of the polynomial and hinge rules."""
+    """``a`` of the polynomial and hinge rules, in [0, :data:`MAX_STALENESS_EXPONENT`]."""
     staleness_offset: int = 0
     """The hinge rule's offset."""
     max_staleness: int | None = None
@@ -307,6 +334,13 @@ class FedBuffConfig:
             exponent >= 0 and math.isfinite(exponent),
             "staleness_exponent",
             f"must be >= 0, got {exponent}",
+        )
+        _check(
+            exponent <= MAX_STALENESS_EXPONENT,
+            "staleness_exponent",
+            f"must be at most {MAX_STALENESS_EXPONENT:g} (FedBuff and FedAsync use 0.5, "
+            "FedAsync's hinge rule 10; far larger ones give stale updates no weight), "
+            f"got {exponent:g}",
         )
         _check(self.staleness_offset >= 0, "staleness_offset", "must be >= 0")
         if self.max_staleness is not None:

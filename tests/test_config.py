@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fedhpo.config import (
+    FederationConfig,
     RunConfig,
     config_from_dict,
     dump_config,
@@ -143,6 +144,24 @@ def test_a_value_beyond_float32_is_a_config_error_not_a_crash(key: str, value: f
             "set federation.mode: sync",
         ),
         ({"federation.stragglers": "partial"}, "federation.stragglers", "needs a federation"),
+        (
+            # said "partial work needs a federation.deadline", and a deadline is async's error
+            {"federation.mode": "async", "federation.stragglers": "partial"},
+            "federation.stragglers",
+            "applies to synchronous rounds only; remove it or set federation.mode: sync",
+        ),
+        (
+            # an OverflowError in the first round (schedules.Barrier)
+            {"federation.over_selection": 1e308},
+            "federation.over_selection",
+            "must be at most 10 (dispatching 11 times the cohort",
+        ),
+        (
+            # every staleness weight underflowed to 0: a ValueError from the aggregation
+            {"fedbuff.staleness_exponent": 2000},
+            "fedbuff.staleness_exponent",
+            "must be at most 10 (FedBuff and FedAsync use 0.5",
+        ),
         ({"federation.deadline": 0}, "federation.deadline", "must be > 0"),
         ({"federation.time_budget": -1.0}, "federation.time_budget", "must be > 0"),
         ({"federation.weighting": "size"}, "federation.weighting", "'samples', 'uniform'"),
@@ -236,6 +255,17 @@ def test_cohort_size() -> None:
     assert (
         config_from_dict({"federation": {"clients_per_round": 50}}).federation.cohort_size(30) == 30
     )
+
+
+def test_over_selection_dispatches_the_ceiling_of_the_decimal_product() -> None:
+    # (1 + 0.1) * 100 is 110.00000000000001 in floats: 111 clients were sent, not 110
+    def size(over: float, cohort: int, clients: int = 1000) -> int:
+        return FederationConfig(over_selection=over).dispatch_size(cohort, clients)
+
+    assert size(0.1, 100) == 110 and size(0.1, 50) == 55 and size(0.12, 25) == 28
+    assert size(0.5, 3) == 5 and size(0.0, 7) == 7 and size(0.101, 100) == 111
+    assert size(0.5, 10, clients=12) == 12  # never more than the federation
+    assert size(10, 3) == 33
 
 
 def test_field_info() -> None:

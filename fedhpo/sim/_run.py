@@ -4,6 +4,12 @@
 clock and queueing their arrivals), cuts them, and performs a server update from the
 dispatches a schedule hands it (train what the current version still owes, aggregate, step,
 evaluate, record, call back). A finished run raises :class:`StopRun` with its status set.
+
+A run in which no client update arrives (every client drops out, or misses the deadline)
+would wait forever: FedBuff refills its slots and no buffer ever fills. Once
+:func:`stall_limit` dispatches in a row have ended without an arrival, the run stops as
+``stalled`` (:meth:`Run.check_stall`); a synchronous run whose rounds all closed without a
+client is ``stalled`` too (:meth:`Run.check_used`).
 """
 
 from __future__ import annotations
@@ -35,6 +41,13 @@ class StopRun(Exception):
     """The run is over; :attr:`Run.status` and :attr:`Run.reason` say why."""
 
 
+def stall_limit(num_clients: int) -> int:
+    """Dispatches in a row without an arrival after which a run has stalled: 10 per client
+    of the federation, at least 1,000 (even at a dropout of 0.99, 1,000 dispatches all drop
+    out with a probability of 4e-5)."""
+    return max(1000, 10 * num_clients)
+
+
 class Run:
     """One simulation in progress (see the module docstring)."""
 
@@ -61,6 +74,7 @@ class Run:
             callbacks,
         )
         self.params, self.state, self.version = params, server.init(params), 0
+        self.last_good = params  # the parameters before the latest update
         self.log, self.start = log, start
         self.model_bytes = 4 * sum(p.numel() for p in params.values())
         self.queue = EventQueue()
@@ -69,6 +83,9 @@ class Run:
         self.pending: list[Dispatch] = []  # dispatched at the current version, not trained
         self.batches = self.seq = 0
         self.dropped = self.cut_count = self.up = self.down = self.steps = 0
+        # dispatches ended without an arrival since the last one, and how many of them late
+        self.silent = self.silent_late = 0
+        self.stall_limit = stall_limit(dataset.num_clients)
         self.records: list[RoundRecord] = []
         self.time_to_accuracy = math.nan
         self.status: Status = "completed"
@@ -125,16 +142,20 @@ class Run:
             del self.in_flight[d.seq]
             if kind == "dropped":
                 d.state, self.dropped = "dropped", self.dropped + 1
+                self.silent += 1
                 self.note("dropped", d)
                 schedule.on_drop(d)
             else:
                 d.state, self.up = "arrived", self.up + self.model_bytes
+                self.silent = self.silent_late = 0
                 self.note("arrived", d, staleness=self.version - d.version)
                 schedule.on_arrival(d)
 
     def cut(self, d: Dispatch) -> None:
         """Leave ``d`` out: still in flight (late), or arrived but not to be used (stale)."""
         if d.state in ("flight", "arrived"):
+            if d.state == "flight":
+                self.silent, self.silent_late = self.silent + 1, self.silent_late + 1
             self.in_flight.pop(d.seq, None)
             d.state, self.cut_count = "cut", self.cut_count + 1
             self.note("cut", d)
@@ -164,6 +185,7 @@ class Run:
     def update(self, used: Sequence[Dispatch], staleness: Sequence[int]) -> None:
         """One server update from the arrived dispatches ``used`` (in aggregation order)."""
         r = len(self.records) + 1
+        self.last_good = self.params
         self._train_pending(r)
         train_loss, samples = math.nan, 0
         if used:
@@ -216,6 +238,7 @@ class Run:
         self.last_update, self.dropped, self.cut_count, self.up, self.down = self.t, 0, 0, 0, 0
         self.steps = 0
         if val.count and not math.isfinite(val.loss):
+            self.params = self.last_good  # keep the last good parameters, not the blown-up
             self._stop("diverged", f"diverged: non-finite validation loss in round {r}")
         metrics = {k: v for k, v in record.__dict__.items() if v is not None}
         stop = any([bool(cb(r, metrics)) for cb in self.callbacks])
@@ -230,6 +253,47 @@ class Run:
             self._stop("completed", f"reached the simulated-time budget ({budget} s) in round {r}")
         if stop:
             self._stop("stopped", f"stopped by a callback after round {r}")
+
+    def check_stall(self) -> None:
+        """Stop the run (``stalled``) once :attr:`stall_limit` dispatches in a row ended
+        without an arrival: no update is coming. A run past ``federation.time_budget`` says
+        it reached the budget; one that does update stops at the first update at or past it
+        (:meth:`_record`)."""
+        if self.silent < self.stall_limit:
+            return
+        what = f"no client update arrived in the last {self.silent:,} dispatches: "
+        what += self._nobody(self.silent - self.silent_late, self.silent_late)
+        budget = self.config.federation.time_budget
+        if budget is not None and self.t >= budget:
+            since = f"round {len(self.records)}" if self.records else "the start"
+            budget_text = f"{budget:g}"
+            self._stop(
+                "stalled",
+                f"reached the simulated-time budget ({budget_text} s) with no update since "
+                f"{since}: {what}",
+            )
+        self._stop("stalled", f"stalled: {what}")
+
+    def check_used(self) -> None:
+        """A completed run none of whose rounds used a client update is ``stalled``: it
+        trained nothing (its train loss is nan, its model the initial one)."""
+        records = self.records
+        if self.status != "completed" or not records or any(r.clients for r in records):
+            return
+        dropped, cut = sum(r.dropped for r in records), sum(r.cut for r in records)
+        rounds = f"any of the {len(records):,} rounds" if len(records) > 1 else "its one round"
+        self.status = "stalled"
+        self.reason = f"no client update was used in {rounds}: {self._nobody(dropped, cut)}"
+
+    def _nobody(self, dropped: int, late: int) -> str:
+        """Why no update came, and the settings to look at."""
+        keys = "systems.dropout / systems.window_on / systems.window_period"
+        if self.config.federation.deadline is None or not late:
+            return f"every client dropped out; check {keys}"
+        if not dropped:
+            return "every client missed the deadline; check federation.deadline"
+        keys += " / federation.deadline"
+        return f"every client dropped out or missed the deadline; check {keys}"
 
     def _stop(self, status: Status, reason: str) -> None:
         self.status, self.reason = status, reason

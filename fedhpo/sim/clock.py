@@ -12,6 +12,7 @@ test can pin down exactly when every update arrives.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -69,45 +70,89 @@ class Clock(Protocol):
         ...
 
 
+_TRACE_KEY = "systems.trace"
+
+
 def load_trace(path: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(speed, bandwidth)`` per row of a CSV trace with those two columns (header row)."""
-    key = "systems.trace"
-    file = Path(path)
-    if not file.is_file():
-        raise ConfigError("trace file not found; give a CSV with speed,bandwidth", key=key)
-    with file.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = {"speed", "bandwidth"} - set(reader.fieldnames or ())
-        if missing:
-            found = reader.fieldnames or []
-            raise ConfigError(
-                f"needs columns speed and bandwidth (bytes/s); found {found}",
-                key=key,
-                source=path,
-                line=1,
-            )
-        speeds, bandwidths = [], []
+    """``(speed, bandwidth)`` per row of a CSV trace with those two columns (header row;
+    UTF-8, a byte order mark allowed; other columns are ignored, but every row has as many
+    fields as the header)."""
+    reader = csv.reader(io.StringIO(_trace_text(path), newline=""))
+    speeds, bandwidths = [], []
+    try:
+        header = _header(next((row for row in reader if row), []), path, reader.line_num)
         for row in reader:
-            speeds.append(_positive(row["speed"], path, reader.line_num, "speed"))
-            bandwidths.append(_positive(row["bandwidth"], path, reader.line_num, "bandwidth"))
+            if row:  # not a blank line
+                speed, bandwidth = _row(row, header, path, reader.line_num)
+                speeds.append(speed)
+                bandwidths.append(bandwidth)
+    except csv.Error as exc:  # a NUL byte, a field past the csv module's size limit
+        raise ConfigError(
+            f"not a readable CSV: {exc}", key=_TRACE_KEY, source=path, line=reader.line_num
+        ) from None
     if not speeds:
-        raise ConfigError("the trace has no rows", key=key, source=path)
+        raise ConfigError("the trace has no rows", key=_TRACE_KEY, source=path)
     return np.array(speeds), np.array(bandwidths)
 
 
-def _positive(text: str | None, path: str, line: int, column: str) -> float:
-    try:
-        value = float(text or "")
-    except ValueError:
-        value = math.nan
-    if not (value > 0 and math.isfinite(value)):
+def _trace_text(path: str) -> str:
+    file = Path(path)
+    if not file.is_file():
         raise ConfigError(
-            f"{column} must be a number > 0, got {text!r}",
-            key="systems.trace",
+            f"trace file not found: {path}; give a CSV with columns speed,bandwidth",
+            key=_TRACE_KEY,
+        )
+    try:
+        return file.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"not a UTF-8 text file (byte {exc.start}); give a CSV with columns speed,bandwidth",
+            key=_TRACE_KEY,
+            source=path,
+        ) from None
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(f"cannot read it: {reason}", key=_TRACE_KEY, source=path) from None
+
+
+def _header(header: list[str], path: str, line: int) -> list[str]:
+    if {"speed", "bandwidth"} - set(header):
+        raise ConfigError(
+            f"needs columns speed and bandwidth (bytes/s); found {header}",
+            key=_TRACE_KEY,
+            source=path,
+            line=max(line, 1),
+        )
+    return header
+
+
+def _row(row: list[str], header: list[str], path: str, line: int) -> tuple[float, float]:
+    if len(row) != len(header):
+        raise ConfigError(
+            f"row has {len(row)} field{'s' * (len(row) != 1)}; the header has {len(header)} "
+            f"({','.join(header)})",
+            key=_TRACE_KEY,
             source=path,
             line=line,
         )
-    return value
+    speed = _positive(row[header.index("speed")], path, line, "speed")
+    return speed, _positive(row[header.index("bandwidth")], path, line, "bandwidth")
+
+
+def _positive(text: str, path: str, line: int, column: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if math.isinf(value):
+        problem = "a finite number"
+    elif not value > 0:
+        problem = "a number > 0"
+    else:
+        return value
+    raise ConfigError(
+        f"{column} must be {problem}, got {text!r}", key=_TRACE_KEY, source=path, line=line
+    )
 
 
 class SystemsClock:

@@ -70,9 +70,10 @@ def run_simulation(
     ``dataset`` may be passed to reuse one already built (its ``data`` section must match
     ``config.data``, with ``config.data.fraction`` applied, as :func:`build_dataset` does, or
     with fraction 1, and the engine applies it: :meth:`FederatedDataset.at_fraction`). Ctrl-C ends the run after the
-    current server update with status ``interrupted``, keeping the updates done. ``trainer``
-    trains each dispatch (default: :data:`default_trainer`; pass :data:`REFERENCE` for the
-    plain per-client loop). ``clock`` replaces the one ``config.systems`` describes (e.g. a
+    current server update with status ``interrupted``, keeping the updates done. A run in
+    which no client update arrives (all drop out or miss the deadline) ends ``stalled``.
+    ``trainer`` trains each dispatch (default: :data:`default_trainer`; pass
+    :data:`REFERENCE` for the plain per-client loop). ``clock`` replaces the one ``config.systems`` describes (e.g. a
     :class:`~fedhpo.sim.clock.ReplayClock`); ``record_events`` keeps the event log.
     """
     start = time.perf_counter()
@@ -109,10 +110,12 @@ def run_simulation(
             for kind, dispatch, tag in due:
                 run.handle(schedule, t, kind, dispatch, tag)
             schedule.after()
+            run.check_stall()
     except StopRun:
         pass
     except KeyboardInterrupt:
         run.status, run.reason = "interrupted", f"interrupted after {len(run.records)} rounds"
+    run.check_used()
     return _finish(run)
 
 

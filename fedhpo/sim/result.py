@@ -11,7 +11,11 @@ import torch
 from fedhpo.metrics import METRICS
 from fedhpo.sim.events import Event
 
-Status = Literal["completed", "stopped", "diverged", "interrupted"]
+Status = Literal["completed", "stopped", "diverged", "stalled", "interrupted"]
+"""How a run ended: ``completed`` (its rounds, its simulated-time budget or its target
+accuracy), ``stopped`` by a callback (a pruner), ``diverged`` (a non-finite loss or
+parameters; the result keeps the last good parameters), ``stalled`` (no client update
+arrived: every client dropped out or missed the deadline), ``interrupted`` (Ctrl-C)."""
 
 
 @dataclass(frozen=True)

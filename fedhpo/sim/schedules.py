@@ -1,13 +1,13 @@
 """Schedules of the event engine: synchronous rounds (the barrier case) and FedBuff.
 
 :class:`Barrier`: each round dispatches ``ceil((1 + over_selection) * cohort)`` clients at
-once (the cohort of round ``r`` is ``sample_cohort(seed, r, ...)``) and closes when every
-client has reported or dropped out, when ``cohort`` updates are in, or at the deadline,
-whichever comes first; clients still out are cut. With ``stragglers: partial`` each client
-is asked only for the local steps that let it report before the deadline (FedProx-style
-variable local work). The round's updates are aggregated in dispatch order, so a round
-without heterogeneity computes exactly what a plain round loop does. The next round starts
-when one closes.
+once (:meth:`~fedhpo.config.FederationConfig.dispatch_size`; the cohort of round ``r`` is
+``sample_cohort(seed, r, ...)``) and closes when every client has reported or dropped out,
+when ``cohort`` updates are in, or at the deadline, whichever comes first; clients still out
+are cut. With ``stragglers: partial`` each client is asked only for the local steps that let
+it report before the deadline (FedProx-style variable local work). The round's updates are
+aggregated in dispatch order, so a round without heterogeneity computes exactly what a plain
+round loop does. The next round starts when one closes.
 
 :class:`FedBuff` (Nguyen et al., AISTATS 2022): up to ``concurrency`` clients train at
 once, each on the model version it was sent. Every arriving update goes into a buffer with
@@ -22,8 +22,6 @@ equal trip times and no dropout it is synchronous FedAvg, update for update.
 
 from __future__ import annotations
 
-import math
-
 from fedhpo.sim._run import Run
 from fedhpo.sim.events import Dispatch
 
@@ -37,7 +35,7 @@ class Barrier:
         fed = run.config.federation
         self.run = run
         self.target = cohort
-        self.size = min(run.dataset.num_clients, math.ceil((1 + fed.over_selection) * cohort))
+        self.size = fed.dispatch_size(cohort, run.dataset.num_clients)
         self.deadline = fed.deadline
         self.limit = fed.deadline if fed.stragglers == "partial" else None
         self.round = 0

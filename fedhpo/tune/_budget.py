@@ -114,7 +114,7 @@ def _barrier_steps(config: RunConfig, dataset: FederatedDataset, per_client: np.
     fed, hp, systems = config.federation, config.client, config.systems
     n_clients = dataset.num_clients
     target = fed.cohort_size(n_clients)
-    size = min(n_clients, math.ceil((1 + fed.over_selection) * target))
+    size = fed.dispatch_size(target, n_clients)
     limit = fed.deadline if fed.stragglers == "partial" else None
     clock = SystemsClock(systems, n_clients, _model_bytes(config, dataset), config.seed)
     cohorts = _cohorts(config.seed, n_clients, size)  # sample_idle with nobody busy

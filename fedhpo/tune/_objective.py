@@ -226,7 +226,7 @@ class Objective:
         record_result(trial, result)
         if result.status == "interrupted":
             raise KeyboardInterrupt
-        if result.status == "diverged":
+        if result.status in ("diverged", "stalled"):  # no value to rank
             trial.set_user_attr(rec.STATUS_REASON, result.reason)
             raise optuna.TrialPruned(result.reason)
         if prune.budget_stop is not None:

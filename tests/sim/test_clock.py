@@ -66,6 +66,11 @@ def test_dropout_and_windows() -> None:
         ("speed,bandwidth\n1,2\n-1,3\n", "speed must be a number > 0, got '-1'", 3),
         ("speed,bandwidth\n1,x\n", "bandwidth must be a number > 0", 2),
         ("speed,bandwidth\n", "no rows", None),
+        # said "must be a number > 0": it is a number, and too large
+        ("speed,bandwidth\n1,2\n1e400,3\n", "speed must be a finite number, got '1e400'", 3),
+        ("speed,bandwidth\n1,inf\n", "bandwidth must be a finite number, got 'inf'", 2),
+        # extra fields were silently dropped
+        ("speed,bandwidth\n1,2\n3,4,5\n", "row has 3 fields; the header has 2", 3),
     ],
 )
 def test_bad_traces_are_clear_errors(tmp_path: Path, text: str, match: str, line) -> None:
@@ -74,8 +79,30 @@ def test_bad_traces_are_clear_errors(tmp_path: Path, text: str, match: str, line
     with pytest.raises(ConfigError, match=match) as info:
         SystemsClock(SystemsConfig(trace=str(trace)), 3, 10, 0)
     assert info.value.key == "systems.trace" and info.value.line == line
-    with pytest.raises(ConfigError, match="trace file not found"):
-        SystemsClock(SystemsConfig(trace=str(tmp_path / "missing.csv")), 3, 10, 0)
+    assert str(info.value).startswith(f"{trace}")
+    missing = tmp_path / "missing.csv"
+    with pytest.raises(ConfigError, match="trace file not found") as info:
+        SystemsClock(SystemsConfig(trace=str(missing)), 3, 10, 0)
+    assert str(missing) in str(info.value)
+
+
+def test_a_trace_that_is_not_utf8_is_a_clear_error(tmp_path: Path) -> None:
+    # a UnicodeDecodeError traceback from `fedhpo run --set systems.trace=bin.csv`
+    trace = tmp_path / "bin.csv"
+    trace.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(ConfigError, match="not a UTF-8 text file") as info:
+        SystemsClock(SystemsConfig(trace=str(trace)), 3, 10, 0)
+    assert info.value.key == "systems.trace" and str(trace) in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_a_trace_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    # spreadsheet exports start with a BOM: "needs columns speed and bandwidth; found
+    # ['\ufeffspeed', 'bandwidth']"
+    trace = tmp_path / "bom.csv"
+    trace.write_bytes("speed,bandwidth\n2.0,1000\n".encode("utf-8-sig"))
+    clock = SystemsClock(SystemsConfig(trace=str(trace)), 2, 10, 0)
+    assert clock.speed.tolist() == [2.0, 2.0] and clock.bandwidth.tolist() == [1000.0] * 2
 
 
 def centis(high: int):

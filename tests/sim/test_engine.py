@@ -131,3 +131,16 @@ def test_a_dataset_given_built_with_its_fraction_is_not_cut_again() -> None:
         assert given.test_loss == alone.test_loss
     with pytest.raises(ValueError, match="fraction 0.25.*data.fraction is 0.5"):
         run_simulation(config, build_dataset(small(**{"data.fraction": 0.25}).data))
+
+
+def test_a_run_diverged_at_validation_keeps_the_last_good_parameters() -> None:
+    # the round's update blew the weights up to 1e24 and they were kept, scored and saved
+    # (model.pt) although finish_run promises the last good parameters
+    config = small(**{"client.lr": 1.0e6})
+    result = run_simulation(config)
+    assert result.status == "diverged" and "validation loss in round 3" in result.reason
+    good = run_simulation(config.with_values({"federation.rounds": 2}))
+    assert good.status == "completed"
+    assert all(torch.equal(result.params[k], good.params[k]) for k in good.params)
+    assert result.test_accuracy == good.test_accuracy
+    assert len(result.rounds) == 3 and math.isnan(result.rounds[-1].val_loss)

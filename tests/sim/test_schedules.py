@@ -206,3 +206,88 @@ def test_target_accuracy_ends_the_run_and_times_it() -> None:
     assert hit.time_to_accuracy == first.sim_seconds == hit.metric("time_to_accuracy")
     assert math.isnan(full.time_to_accuracy)
     assert hit.metric("sim_seconds") == hit.rounds[-1].sim_seconds
+
+
+EVERYONE_DROPS = [(1.0, True)] * 3000  # a replay runs out (IndexError) where a run loops on
+
+
+def sent(result) -> int:
+    return sum(e.kind == "sent" for e in result.events)
+
+
+def test_fedbuff_where_every_client_drops_out_stalls_instead_of_looping() -> None:
+    # every dispatch dropped, FedBuff refilled its slots forever: `fedhpo run` hung
+    result = run(tiny(**FEDBUFF), EVERYONE_DROPS)
+    assert result.status == "stalled" and result.rounds == ()
+    # at least 1,000 dispatches (10 per client of 10), stopped at the moment that passed it
+    dropped = sum(e.kind == "dropped" for e in result.events)
+    assert 1000 <= dropped < 1000 + 3
+    assert result.reason == (
+        f"stalled: no client update arrived in the last {dropped:,} dispatches: every client "
+        "dropped out; check systems.dropout / systems.window_on / systems.window_period"
+    )
+    assert math.isfinite(result.test_accuracy)
+
+
+def test_the_stall_limit_grows_with_the_federation() -> None:
+    # 10 dispatches per client: a federation of 200 clients gets 2,000
+    data = build_dataset(tiny(**{"data.options.num_clients": 200}).data)
+    config = tiny(**FEDBUFF, **{"data.options.num_clients": 200})
+    result = run_simulation(config, data, clock=ReplayClock(EVERYONE_DROPS), record_events=True)
+    assert result.status == "stalled" and 2000 <= sent(result) - 3 < 2000 + 3
+
+
+def test_fedbuff_past_its_time_budget_with_no_update_coming_stops() -> None:
+    result = run(tiny(**FEDBUFF, **{"federation.time_budget": 5.0}), EVERYONE_DROPS)
+    assert result.status == "stalled" and result.rounds == ()
+    assert result.reason.startswith(
+        "reached the simulated-time budget (5 s) with no update since the start: "
+        "no client update arrived in the last 1,00"
+    )
+
+
+def test_fedbuff_past_its_time_budget_still_stops_at_its_next_update() -> None:
+    # after the budget, 600 dispatches drop before two updates arrive: the run ends at that
+    # update, as it did before runs without updates were stopped
+    trips = [(1.0, False)] * 4 + [(1.0, True)] * 600 + [(1.0, False)] * 10
+    values = {"federation.time_budget": 2.5, "federation.rounds": 10}
+    result = run(tiny(**FEDBUFF, **values), trips)
+    assert result.status == "completed" and "simulated-time budget" in result.reason
+    assert [r.sim_seconds for r in result.rounds] == [1.0, 2.0, 202.0]
+
+
+def test_rounds_where_nobody_reports_are_not_a_completed_run() -> None:
+    # a deadline no client can make: 3 rounds "completed" with train loss nan and the
+    # untrained model's accuracy, and nothing said
+    result = run(tiny(**{"federation.deadline": 0.5}), [(1.0, False)] * 9)
+    assert [(r.clients, r.cut) for r in result.rounds] == [(0, 3)] * 3
+    assert result.status == "stalled"
+    assert result.reason == (
+        "no client update was used in any of the 3 rounds: every client missed the deadline; "
+        "check federation.deadline"
+    )
+    dropped = run(tiny(), [(1.0, True)] * 9)
+    assert dropped.status == "stalled" and dropped.reason == (
+        "no client update was used in any of the 3 rounds: every client dropped out; "
+        "check systems.dropout / systems.window_on / systems.window_period"
+    )
+    both = run(tiny(**{"federation.deadline": 0.5}), [(0.2, True), (1.0, False)] * 5)
+    assert [(r.dropped, r.cut) for r in both.rounds] == [(2, 1), (1, 2), (2, 1)]
+    assert both.reason.endswith(
+        "every client dropped out or missed the deadline; check systems.dropout / "
+        "systems.window_on / systems.window_period / federation.deadline"
+    )
+
+
+def test_synchronous_rounds_where_nobody_reports_stall() -> None:
+    result = run(tiny(**{"federation.rounds": 2000}), EVERYONE_DROPS)
+    assert result.status == "stalled" and len(result.rounds) == 334  # 3 clients a round
+    assert "in the last 1,002 dispatches: every client dropped out" in result.reason
+
+
+def test_over_selection_is_not_off_by_one_from_float_rounding() -> None:
+    # (1 + 0.12) * 25 is 28.000000000000004 in floats: 29 clients were sent, not 28
+    values = {"data.options.num_clients": 30, "federation.clients_per_round": 25}
+    config = tiny(**values, **{"federation.over_selection": 0.12, "federation.rounds": 1})
+    result = run_simulation(config, record_events=True)
+    assert sent(result) == 28 and result.rounds[0].cut == 3

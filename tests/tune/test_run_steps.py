@@ -206,3 +206,20 @@ def test_sync_run_steps_count_only_the_clients_that_train(values) -> None:
     config = config_from_dict(yaml.safe_load(BASE)).with_values(values)
     dataset = cached_dataset(config.data)
     assert run_steps(config, dataset) == run_simulation(config, dataset).steps
+
+
+def test_over_selection_counts_the_clients_the_engine_sends() -> None:
+    # ceil((1 + 0.12) * 25) was 29 (28.000000000000004 in floats) in both run_steps and the
+    # engine; 0.1 sends the same 28 clients (ceil of 27.5), so the runs train the same steps
+    config = config_from_dict(yaml.safe_load(BASE)).with_values(
+        {"data.options.num_clients": 30, "federation.clients_per_round": 25,
+         "systems.speed_sigma": 1.0, "federation.rounds": 4}
+    )  # fmt: skip
+    dataset = cached_dataset(config.data)
+    steps = [
+        run_steps(config.with_values({"federation.over_selection": x}), dataset)
+        for x in (0.1, 0.12)
+    ]
+    assert steps[0] == steps[1]
+    over = config.with_values({"federation.over_selection": 0.12})
+    assert steps[1] == run_simulation(over, dataset).steps
