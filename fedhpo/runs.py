@@ -11,6 +11,7 @@ import torch
 from fedhpo import __version__
 from fedhpo._outputs import out_folder, writing_error
 from fedhpo.config import RunConfig, dump_config
+from fedhpo.sim.clock import SystemsClock
 from fedhpo.sim.data import FederatedDataset
 from fedhpo.sim.engine import RoundCallback, run_simulation
 from fedhpo.sim.models import build_model
@@ -42,9 +43,11 @@ def run(
 
 
 def check_run(config: RunConfig, dataset: FederatedDataset) -> None:
-    """Build ``config``'s model and server optimizer and take a server step of a zero delta,
-    as a run does: a mistake in either (a plugin's exception, an output width that is not
-    the number of classes, a step dropping parameters) raises here, before a run starts."""
+    """Build ``config``'s clock (its trace file), model and server optimizer and take a
+    server step of a zero delta, as a run does: a mistake in any (a bad trace file, a
+    plugin's exception, an output width that is not the number of classes, a step dropping
+    parameters) raises here, before a run starts."""
+    SystemsClock(config.systems, dataset.num_clients, 0, config.seed)  # reads a trace file
     model = build_model(config.model, dataset.feature_shape, dataset.num_classes, seed=0)
     params = {name: p.detach() for name, p in model.named_parameters()}
     server = make_server_optimizer(config.server)

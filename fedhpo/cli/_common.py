@@ -52,6 +52,13 @@ def non_negative(text: str) -> float:
     return value
 
 
+def path_arg(text: str) -> str:
+    """A file or folder path (an empty one, ``--out ""``, read as no option at all)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; give a file or folder, or leave it out")
+    return text
+
+
 def _finite(text: str) -> float | None:
     try:
         value = float(text)

@@ -23,7 +23,7 @@ from fedhpo.bench import (
     summarize,
     time_config,
 )
-from fedhpo.cli._common import at_least
+from fedhpo.cli._common import at_least, path_arg
 from fedhpo.config import load_config
 from fedhpo.errors import FedhpoError
 
@@ -92,7 +92,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="quality: compute per strategy in full-run equivalents (default: each problem's, "
         "10); the cached ground truth is reused",
     )
-    p.add_argument("--out", metavar="DIR", help="quality: also write an HTML report there")
+    p.add_argument(
+        "--out", type=path_arg, metavar="DIR", help="quality: also write an HTML report there"
+    )
     p.add_argument(
         "--rounds", type=at_least(1), metavar="N", help="rounds (default: 30 / the config's)"
     )

@@ -6,7 +6,14 @@ import argparse
 import shlex
 import warnings
 
-from fedhpo.cli._common import add_plugin_arg, at_least, console, load_args_plugins, plugin_flags
+from fedhpo.cli._common import (
+    add_plugin_arg,
+    at_least,
+    console,
+    load_args_plugins,
+    path_arg,
+    plugin_flags,
+)
 from fedhpo.cli._study_args import add_storage_arg, load_study
 from fedhpo.config import RunConfig, dump_config
 from fedhpo.errors import ConfigError
@@ -17,7 +24,9 @@ from fedhpo.store import best_config, export_best
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("best", help="export the best trial as a run config")
     p.add_argument("study", metavar="STUDY")
-    p.add_argument("--out", metavar="FILE", help="write the YAML here (default: print it)")
+    p.add_argument(
+        "--out", type=path_arg, metavar="FILE", help="write the YAML here (default: print it)"
+    )
     p.add_argument(
         "--trial", type=at_least(0), metavar="N", help="export trial N instead of the best"
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from fedhpo.cli._common import console
+from fedhpo.cli._common import console, path_arg
 from fedhpo.cli._study_args import add_storage_arg, load_study
 from fedhpo.errors import StudyError
 from fedhpo.report import write_comparison, write_report
@@ -24,6 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--out",
+        type=path_arg,
         metavar="DIR",
         help="output folder (default: reports/<study> or reports/compare-<a>-<b>...)",
     )

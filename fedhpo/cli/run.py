@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 
 from fedhpo._outputs import out_folder
-from fedhpo.cli._common import RoundProgress, add_config_args, console, load_args_plugins
+from fedhpo.cli._common import (
+    RoundProgress,
+    add_config_args,
+    console,
+    load_args_plugins,
+    path_arg,
+)
 from fedhpo.config import load_config
 from fedhpo.runs import RESULT_FILE, check_run, run
 from fedhpo.sim.datasets import build_dataset
@@ -15,7 +21,9 @@ from fedhpo.sim.names import check_names
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a config at full fidelity and save its result")
     p.add_argument("config", nargs="?", help="run config YAML (default: the built-in default)")
-    p.add_argument("--out", metavar="DIR", help="write result.json, config.yaml, model.pt here")
+    p.add_argument(
+        "--out", type=path_arg, metavar="DIR", help="write result.json, config.yaml, model.pt here"
+    )
     add_config_args(p)
     p.set_defaults(func=main)
 

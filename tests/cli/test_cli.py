@@ -422,6 +422,34 @@ def test_a_data_error_stops_a_run_before_its_progress_bar(capsys, tmp_path) -> N
     assert out == ""  # no "rounds 0/30" bar for a run that never started
 
 
+@pytest.mark.parametrize(
+    ("setting", "fragment"),
+    [("systems.trace={trace}", "systems.trace"), ("model.options={{hidden: [0]}}", "hidden")],
+)
+def test_a_trace_or_model_error_stops_a_run_before_its_progress_bar(
+    capsys, tmp_path, small_config, setting, fragment
+) -> None:
+    # both were read once the run had started: "rounds 0/3" was printed above the error
+    trace = tmp_path / "empty.csv"
+    trace.write_text("")
+    override = setting.format(trace=trace)
+    code, out, err = run_cli(capsys, "run", str(small_config), "--set", "model.name=mlp",
+                             "--set", override)  # fmt: skip
+    assert code == 2 and fragment in err and err.count("\n") == 1
+    assert out == ""
+
+
+@pytest.mark.parametrize("command", ["run", "best lr_mu", "report lr_mu", "bench"])
+def test_an_empty_out_path_is_refused_not_ignored(capsys, tmp_path, monkeypatch, command):
+    # `fedhpo run --out ""` ran and saved nothing, as if --out had not been given
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        main([*command.split(), "--out", ""])
+    assert exc.value.code == 2
+    assert "--out: an empty path" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("problem", ["not a database", "another space"])
 def test_a_study_tune_cannot_use_stops_it_before_its_plan_is_printed(
     capsys, tmp_path, monkeypatch, make_space, problem
