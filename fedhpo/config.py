@@ -363,6 +363,12 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         _seed(self.seed, "seed")
+        _check(
+            self.federation.target_accuracy is None or self.data.val_fraction > 0,
+            "federation.target_accuracy",
+            "is a validation accuracy, and data.val_fraction is 0 (no validation rows): the "
+            "target could never be reached; set data.val_fraction > 0 or drop the target",
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (YAML/JSON friendly) that :func:`config_from_dict` reads back."""

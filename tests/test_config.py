@@ -176,6 +176,12 @@ def test_a_value_beyond_float32_is_a_config_error_not_a_crash(key: str, value: f
         ({"fedbuff.staleness_exponent": -1}, "fedbuff.staleness_exponent", "must be >= 0"),
         ({"fedbuff.max_staleness": -1}, "fedbuff.max_staleness", "must be >= 0"),
         ({"fedbuff.buffer": 3}, "fedbuff.buffer", "buffer_size"),
+        # a target on validation accuracy with no validation rows could never be reached
+        (
+            {"data.val_fraction": 0.0, "federation.target_accuracy": 0.5},
+            "federation.target_accuracy",
+            "data.val_fraction is 0",
+        ),
     ],
 )
 def test_federation_systems_and_fedbuff_keys_are_validated(
