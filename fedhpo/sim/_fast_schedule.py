@@ -120,27 +120,39 @@ class Schedule:
     """The batches of a group of clients sorted by steps (descending), packed step by step.
 
     Step ``s`` uses pair rows ``starts[s] : starts[s] + active[s]``, one per client still
-    training (clients ``0 .. active[s]-1`` of the group).
+    training (clients ``0 .. active[s]-1`` of the group). Each pair has :attr:`width`
+    columns: the batch size, or the group's largest client's rows when that is smaller (a
+    batch never holds more rows than its client), so a "full batch" costs a client's rows,
+    not ``batch_size``.
     """
 
     active: list[int]
     starts: list[int]
     rows: Tensor
-    """(pairs, batch) int64 global row indices; padding repeats the batch's first row."""
+    """(pairs, width) int64 global row indices; padding repeats the batch's first row."""
     weight: Tensor
-    """(pairs, batch): 1 / batch length for real rows, 0 for padding."""
+    """(pairs, width): 1 / batch length for real rows, 0 for padding."""
     real: np.ndarray
-    """(pairs, batch) bool: real rows."""
+    """(pairs, width) bool: real rows."""
     pair_step: np.ndarray
     pair_client: np.ndarray
+
+    @property
+    def width(self) -> int:
+        """Columns per pair: ``min(batch_size, the group's largest client's rows)``."""
+        return int(self.rows.shape[1])
 
 
 def build_schedule(
     draws: _Draws, group: np.ndarray, first_row: np.ndarray, batch: int, dtype: torch.dtype
 ) -> Schedule:
     """Pack the batches of ``group`` (cohort positions sorted by steps, descending);
-    ``first_row[i]`` is the global row of the first training row of ``group[i]``."""
+    ``first_row[i]`` is the global row of the first training row of ``group[i]``.
+
+    Padded to :attr:`Schedule.width` columns: the columns past a client's rows carry weight
+    0 whatever their number, so the numbers are those of ``batch`` columns."""
     n, nb, steps = draws.n[group], draws.batches[group], draws.steps[group]
+    width = min(batch, int(n.max()))
     active = np.searchsorted(-steps, -np.arange(int(steps[0])), side="left")
     starts = np.concatenate(([0], np.cumsum(active)))
     pair_step = np.repeat(np.arange(len(active)), active)
@@ -150,7 +162,7 @@ def build_schedule(
     flat = torch.cat(perms).numpy()
     pn, pnb = n[pair_client], nb[pair_client]
     first = (pair_step % pnb) * batch
-    pos = first[:, None] + np.arange(batch)[None, :]
+    pos = first[:, None] + np.arange(width)[None, :]
     real = pos < pn[:, None]
     pos = np.where(real, pos, first[:, None])
     rows = flat[(base[pair_client] + (pair_step // pnb) * pn)[:, None] + pos]

@@ -7,7 +7,9 @@ vectorized call (:func:`~fedhpo.sim.fast.train_cohort_stacked`, one row per (con
 so that tail is paid once, and then aggregates, steps the server and evaluates each config on
 its own. Each result is what :func:`~fedhpo.sim.engine.run_simulation` returns for that config
 (to float rounding: the per-client settings are applied with tensor rather than scalar
-arithmetic), simulated time included. Configs that cannot share a pass run one by one, and
+arithmetic), simulated time included; each run stops where it would alone (divergence, or
+``federation.target_accuracy`` reached: status, reason and time to accuracy as the engine's)
+while the others train on. Configs that cannot share a pass run one by one, and
 so do configs whose schedule is not the plain barrier (deadlines, over-selection, dropout,
 availability windows, asynchronous aggregation, a time budget, uniform weights).
 """
@@ -57,9 +59,12 @@ class _Run:
     params: dict[str, torch.Tensor]
     server: ServerOptimizer[Any]
     state: Any
+    reason: str
     records: list[RoundRecord] = field(default_factory=list)
     status: Status = "completed"
-    reason: str = ""
+    done: bool = False
+    """Stopped (diverged, or reached ``federation.target_accuracy``): trains no more."""
+    time_to_accuracy: float = math.nan
     unrecorded_steps: int = 0
 
 
@@ -126,7 +131,7 @@ def _run_group(
     runs = []
     for c in configs:
         server = make_server_optimizer(c.server)
-        runs.append(_Run(c, dict(init), server, server.init(init), reason=""))
+        runs.append(_Run(c, dict(init), server, server.init(init), f"ran all {fed.rounds} rounds"))
     cohort_size = fed.cohort_size(dataset.num_clients)
     model_bytes = 4 * sum(p.numel() for p in init.values())
     val_ids = validation_sample(seed, dataset.num_clients, fed.val_clients)
@@ -134,7 +139,7 @@ def _run_group(
     clock = SystemsClock(first.systems, dataset.num_clients, model_bytes, seed)
     now = 0.0
     for r in range(1, fed.rounds + 1):
-        live = [run for run in runs if run.status == "completed"]
+        live = [run for run in runs if not run.done]
         if not live:
             break
         cohort = sample_cohort(seed, r, dataset.num_clients, cohort_size)
@@ -144,17 +149,16 @@ def _run_group(
         then, now = now, float(clock.profile(cohort, batch, r).arrival(now, steps).max())
         for run, ups in zip(live, updates, strict=True):
             _step(run, ups, r, model, (val_x, val_y), dataset, model_bytes, (start, now, then))
-    out = []
-    for run in runs:
-        if run.status == "completed":
-            run.reason = f"ran all {fed.rounds} rounds"
-        out.append(
-            finish_run(
-                run.config, dataset, model, run.params, run.records, val_ids,
-                run.status, run.reason, start, unrecorded_steps=run.unrecorded_steps,
-            )
-        )  # fmt: skip
-    return out
+    return [_finish(run, dataset, model, val_ids, start) for run in runs]
+
+
+def _finish(
+    run: _Run, dataset: FederatedDataset, model: torch.nn.Module, val_ids: np.ndarray, start: float
+) -> SimulationResult:
+    return finish_run(
+        run.config, dataset, model, run.params, run.records, val_ids, run.status, run.reason,
+        start, time_to_accuracy=run.time_to_accuracy, unrecorded_steps=run.unrecorded_steps,
+    )  # fmt: skip
 
 
 def _train_round(
@@ -192,20 +196,21 @@ def _step(
     model_bytes: int,
     times: tuple[float, float, float],
 ) -> None:
-    """Aggregate, step the server, evaluate and record one config's round (as the engine)."""
+    """Aggregate, step the server, evaluate and record one config's round, and stop the
+    run where the engine would (divergence, ``federation.target_accuracy``)."""
     samples = sum(u.num_samples for u in updates)
     steps = sum(u.steps for u in updates)
     train_loss = sum(u.train_loss * u.num_samples for u in updates) / max(samples, 1)
     if not all(u.finite for u in updates) or not math.isfinite(train_loss):
-        run.status, run.reason = "diverged", f"diverged: non-finite training loss in round {r}"
+        _stop(run, "diverged", f"diverged: non-finite training loss in round {r}")
         run.unrecorded_steps = steps
         return
     params, state = run.server.step(run.params, aggregate(updates), run.state)
     if not all(bool(torch.isfinite(p).all()) for p in params.values()):
-        run.status, run.reason = "diverged", f"diverged: non-finite model parameters in round {r}"
+        _stop(run, "diverged", f"diverged: non-finite model parameters in round {r}")
         run.unrecorded_steps = steps
         return  # the result keeps the last good parameters, as the engine's does
-    run.params, run.state = params, state
+    last_good, run.params, run.state = run.params, params, state
     fed = run.config.federation
     start, now, then = times
     v = evaluate(model, params, *val)
@@ -231,4 +236,14 @@ def _step(
         )
     )
     if v.count and not math.isfinite(v.loss):
-        run.status, run.reason = "diverged", f"diverged: non-finite validation loss in round {r}"
+        run.params = last_good  # as the engine: the last good parameters, not the blown-up
+        _stop(run, "diverged", f"diverged: non-finite validation loss in round {r}")
+        return
+    target = fed.target_accuracy
+    if target is not None and v.count and v.accuracy >= target:
+        run.time_to_accuracy = now
+        _stop(run, "completed", f"reached validation accuracy {target:g} in round {r}")
+
+
+def _stop(run: _Run, status: Status, reason: str) -> None:
+    run.status, run.reason, run.done = status, reason, True

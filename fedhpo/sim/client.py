@@ -2,13 +2,19 @@
 
 Both are pure functions of tensors: the model is only a skeleton for
 ``torch.func.functional_call``; parameters travel as ordered ``dict[str, Tensor]`` keyed like
-``model.named_parameters()``, and all randomness comes from the ``torch.Generator`` passed in.
+``model.named_parameters()``, and the batches come from the ``torch.Generator`` passed in.
+A model's own random ops (a plugin's dropout) draw from torch's global generator: the
+reference trainer (:func:`~fedhpo.sim.cohort.train_reference`) seeds it per client inside
+``torch.random.fork_rng``, in train mode (:func:`modes`); :func:`evaluate` scores in eval mode
+from a fixed seed. Either way each module's mode and the global generator are left as they
+were.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -19,6 +25,9 @@ from torch.func import functional_call
 from fedhpo.config import ClientConfig
 
 Params = dict[str, Tensor]
+
+_EVAL_SEED = 0
+"""Seed of the global generator while :func:`evaluate` runs (random ops in eval mode)."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +84,9 @@ def local_update(
     that fits a deadline: the same batches, cut short). The batch loss is mean cross-entropy plus
     ``hp.mu / 2 * ||w - w_global||^2``; the step follows ``torch.optim.SGD`` (dampening 0, no
     Nesterov): ``g = grad + weight_decay * w``, ``buf = g`` at the first step else
-    ``momentum * buf + g``, ``w = w - lr * buf``. Inputs are never modified.
+    ``momentum * buf + g``, ``w = w - lr * buf``. Inputs are never modified. The model runs
+    in the mode it is in and its random ops draw from the global generator: callers put it
+    in train mode and seed that generator (as :func:`~fedhpo.sim.cohort.train_reference`).
     """
     anchor = {k: v.detach() for k, v in global_params.items()}
     params = dict(anchor)
@@ -102,15 +113,49 @@ def local_update(
 def evaluate(
     model: nn.Module, params: Mapping[str, Tensor], x: Tensor, y: Tensor, batch_size: int = 256
 ) -> EvalResult:
-    """Summed cross-entropy and arg-max accuracy of ``params`` on ``(x, y)``, in chunks."""
-    loss_sum, correct = 0.0, 0
-    with torch.no_grad():
-        for start in range(0, int(x.shape[0]), batch_size):
-            xb, yb = x[start : start + batch_size], y[start : start + batch_size]
-            logits = functional_call(model, dict(params), (xb,))
-            loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
-            correct += int((logits.argmax(dim=1) == yb).sum())
-    return EvalResult(loss_sum, correct, int(x.shape[0]))
+    """Summed cross-entropy and arg-max accuracy of ``params`` on ``(x, y)``, in chunks.
+
+    In eval mode (no dropout; a module's mode is put back after), with any random op the
+    model still has drawing from a fixed seed inside ``fork_rng``: the same parameters
+    always score the same, and the global generator is left as it was.
+    """
+    return evaluate_each(model, params, [(x, y)], batch_size)[0]
+
+
+def evaluate_each(
+    model: nn.Module,
+    params: Mapping[str, Tensor],
+    sets: Iterable[tuple[Tensor, Tensor]],
+    batch_size: int = 256,
+) -> list[EvalResult]:
+    """:func:`evaluate` on each ``(x, y)`` of ``sets`` (the same results), switching the
+    model's modes and forking the generator once for all of them."""
+    out = []
+    with modes(model, training=False), torch.random.fork_rng(devices=[]), torch.no_grad():
+        for x, y in sets:
+            torch.default_generator.manual_seed(_EVAL_SEED)
+            loss_sum, correct = 0.0, 0
+            for start in range(0, int(x.shape[0]), batch_size):
+                xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+                logits = functional_call(model, dict(params), (xb,))
+                loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
+                correct += int((logits.argmax(dim=1) == yb).sum())
+            out.append(EvalResult(loss_sum, correct, int(x.shape[0])))
+    return out
+
+
+@contextmanager
+def modes(model: nn.Module, training: bool) -> Iterator[nn.Module]:
+    """Every module of ``model`` in train (``training``) or eval mode inside the block; each
+    module's own mode is put back after."""
+    before = [(m, m.training) for m in model.modules()]
+    try:
+        for m, _ in before:
+            m.training = training
+        yield model
+    finally:
+        for m, mode in before:
+            m.training = mode
 
 
 def _batches(

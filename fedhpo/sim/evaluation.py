@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import numpy as np
 from torch import Tensor, nn
 
-from fedhpo.sim.client import EvalResult, evaluate
+from fedhpo.sim.client import EvalResult, evaluate, evaluate_each
 from fedhpo.sim.data import FederatedDataset
 from fedhpo.sim.sampling import validation_clients
 
@@ -62,9 +62,7 @@ def client_accuracies(
     model: nn.Module, dataset: FederatedDataset, clients: np.ndarray, params: Mapping[str, Tensor]
 ) -> tuple[float, ...]:
     """Validation accuracy of each of ``clients`` that has validation rows."""
-    accs = []
-    for c in clients.tolist():
-        x, y = dataset.client_val(c)
-        if len(y):
-            accs.append(evaluate(model, params, x, y).accuracy)
-    return tuple(accs)
+    rows = (dataset.client_val(c) for c in clients.tolist())
+    return tuple(
+        r.accuracy for r in evaluate_each(model, params, (xy for xy in rows if len(xy[1])))
+    )

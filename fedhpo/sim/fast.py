@@ -15,8 +15,10 @@ clients still training are a prefix of that order and finished ones simply drop 
 batch: heavy-tailed client sizes cost no padding of whole clients. A short last batch is
 padded with copies of one of its rows weighted 0, so its loss is the mean over its real rows.
 All batch indices of a dispatch are built up front as one packed ``(steps x active clients,
-batch)`` matrix, and the rows are gathered with one ``index_select`` per chunk of steps; the
-Python work per step is a fixed number of tensor operations, whatever the number of clients.
+width)`` matrix (width: the batch size, or the largest client's rows if smaller, so a batch
+larger than every client costs their rows, not its size), and the rows are gathered with one
+``index_select`` per chunk of steps; the Python work per step is a fixed number of tensor
+operations, whatever the number of clients.
 
 Models that are stacks of ``nn.Linear`` with ``ReLU`` between (optionally after
 ``nn.Flatten``: the built-in logreg and mlp, recognised by module type, not by name) get a
@@ -24,9 +26,11 @@ hand-derived forward/backward with ``torch.bmm`` (:class:`_LinearStack`); their 
 steps, where few clients are left (:func:`narrow_from`), run the same maths in numpy
 (:mod:`fedhpo.sim._fast_numpy`), about 3x faster per step. Other models without buffers or
 convolutions use ``torch.func.vmap(grad(functional_call))``, which assumes rows are
-processed independently (no batch statistics). The rest (e.g. the built-in cnn: vmapped
-convolutions were slower than the loop on CPU) fall back to the reference loop, with one
-warning per model class; so does a ClientConfig with a field this module does not implement.
+processed independently (no batch statistics), in train mode. The rest (e.g. the built-in
+cnn: vmapped convolutions were slower than the loop on CPU, and from its first call a model
+with a random op such as dropout, which vmap refuses) fall back to the reference loop, with
+one warning per model class; so does a ClientConfig with a field this module does not
+implement.
 
 On divergence (a non-finite loss or parameter) the whole dispatch stops within a few steps;
 the diverged clients are flagged ``finite=False`` and the other rows are partial; the engine
@@ -35,6 +39,7 @@ discards the dispatch anyway.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from dataclasses import dataclass
@@ -55,7 +60,7 @@ from fedhpo.sim._fast_kernels import (
 from fedhpo.sim._fast_numpy import NARROW_ROWS, Layers, NarrowSteps
 from fedhpo.sim._fast_schedule import Schedule, build_schedule, draw_permutations
 from fedhpo.sim._fast_sgd import RATES, Rates, sgd
-from fedhpo.sim.client import ClientUpdate, Params
+from fedhpo.sim.client import ClientUpdate, Params, modes
 from fedhpo.sim.cohort import train_reference
 from fedhpo.sim.data import FederatedDataset
 from fedhpo.sim.work import CLIENT_FIELDS, Trainer, Work, WorkResult
@@ -87,7 +92,6 @@ def _run_group(
     x: Tensor,
     y: Tensor,
     sched: Schedule,
-    batch: int,
     rates: Rates,
     stacked: bool,
     narrow_from: int,
@@ -103,8 +107,9 @@ def _run_group(
     else:
         ps = [a.expand(size, *a.shape).clone() for a in anchors]
     bufs = [torch.empty_like(p) for p in ps] if rates.any("momentum") else None
-    logp = torch.zeros(sched.starts[-1], batch, dtype=x.dtype)
-    per_chunk = max(1, _GATHER_BUDGET // (batch * max(1, math.prod(x.shape[1:]))))
+    width = sched.width
+    logp = torch.zeros(sched.starts[-1], width, dtype=x.dtype)
+    per_chunk = max(1, _GATHER_BUDGET // (width * max(1, math.prod(x.shape[1:]))))
     chunk_start = chunk_end = checked = bound = 0
     chunk: tuple[Tensor, ...] = ()
     live, live_bufs, live_rates, live_anchors, step = ps, bufs, rates, anchors, None
@@ -126,7 +131,7 @@ def _run_group(
             live_bufs = None if bufs is None else [b[:a] for b in bufs]
             live_rates = rates.head(a)
             live_anchors = [t[:a] for t in anchors] if stacked else anchors
-            step, bound = grad_fn.bind(live, batch, scratch), a
+            step, bound = grad_fn.bind(live, width, scratch), a
         lo, hi = start - chunk_start, start + a
         assert step is not None
         grads = step(*[t[lo : lo + a] for t in chunk], logp[start:hi])
@@ -201,8 +206,11 @@ def train_fast(model: nn.Module, dataset: FederatedDataset, work: Work) -> WorkR
     if not usable:
         return train_reference(model, dataset, work)
     assert kernel.grad_fn is not None
+    # vmap calls the model: in train mode, as the reference does (the linear kernel never)
+    mode = modes(model, training=True) if kernel.kind == "vmap" else contextlib.nullcontext()
     try:
-        return _train(kernel.grad_fn, list(kernel.names), dataset, work)
+        with mode:
+            return _train(kernel.grad_fn, list(kernel.names), dataset, work)
     except Exception as exc:  # a model torch.func cannot vectorize: use the reference loop
         if kernel.kind != "vmap":
             raise
@@ -227,6 +235,8 @@ def _train(grad_fn: GradFn, names: list[str], dataset: FederatedDataset, work: W
     out = _blank_result(work, draws.n, every_row=len(order) == len(work))
     internal = grad_fn.to_internal(anchors)
     batch = work.hp.batch_size
+    # the route of a step is set by the batch size, not the schedule's width: a batch larger
+    # than every client takes the route (and the rounding) it always took
     narrow = narrow_from(work.clients, draws.steps, batch)
     for lo in range(0, len(order), per_group):
         group = order[lo : lo + per_group]
@@ -235,7 +245,7 @@ def _train(grad_fn: GradFn, names: list[str], dataset: FederatedDataset, work: W
         if stacked:
             rows = [t.index_select(0, torch.from_numpy(group)) for t in internal]
         rates = Rates.of(work, group, [t[0] for t in rows] if stacked else rows)
-        run = _run_group(grad_fn, rows, dataset.x, dataset.y, sched, batch, rates, stacked, narrow)
+        run = _run_group(grad_fn, rows, dataset.x, dataset.y, sched, rates, stacked, narrow)
         out.steps[group], out.losses[group], out.finite[group] = _group_stats(run, sched)
         # deltas: subtract in place in the kernel's (contiguous) layout, the same numbers as
         # in the model's layout; one copy then puts them in work order and the model layout
@@ -310,11 +320,13 @@ def train_cohort_stacked(
     ``starts[k]`` stacks one row per cohort position (``(len(cohort), *shape)``); a client id
     may appear several times (one federation per row, e.g. several configs run together).
     ``per_client`` gives each of :data:`PER_CLIENT_HP` per position; ``hp`` the rest. A
-    client whose loss blows up stops no other. Needs a model the fast path vectorizes.
+    client whose loss blows up stops no other. A model the fast path turns out not to
+    vectorize (``torch.func`` fails on a random op such as dropout) trains row by row with
+    the reference loop, as :func:`train_fast` falls back for it.
     """
-    kernel = kernel_for(model)
-    if kernel.grad_fn is None or set(starts) != set(kernel.names):
-        raise ValueError(f"train_cohort_stacked needs a vectorizable model, got {kernel.kind}")
+    names = {n for n, _ in model.named_parameters()}
+    if set(starts) != names:
+        raise ValueError(f"starts must hold the model's parameters {sorted(names)}")
     missing = set(PER_CLIENT_HP) - set(per_client)
     if missing:
         raise ValueError(f"per_client lacks {sorted(missing)}")

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import warnings
 
 import pytest
 import torch
+from torch import nn
 
 from fedhpo.config import config_from_dict
+from fedhpo.sim import models
 from fedhpo.sim.batch import batch_key, run_batch
 from fedhpo.sim.datasets import build_dataset
 from fedhpo.sim.engine import run_simulation
@@ -99,3 +103,72 @@ def test_a_run_gets_the_same_numbers_alone_and_beside_any_others(model: str) -> 
 def _numbers(result: SimulationResult) -> list[dict[str, object]]:
     """A run's per-round records but for the wall-clock seconds."""
     return [{**dataclasses.asdict(r), "wall_seconds": None} for r in result.rounds]
+
+
+def assert_same_result(alone: SimulationResult, batched: SimulationResult) -> None:
+    """Every field of the two results equal, bit for bit, but for wall-clock seconds."""
+    for f in dataclasses.fields(SimulationResult):
+        a, b = getattr(alone, f.name), getattr(batched, f.name)
+        if f.name == "wall_seconds":
+            continue
+        if f.name == "rounds":
+            assert _numbers(batched) == _numbers(alone), f.name
+        elif f.name == "params":
+            assert list(a) == list(b), f.name
+            assert all(torch.equal(a[k], b[k]) for k in a), f.name
+        elif isinstance(a, float) and math.isnan(a):
+            assert isinstance(b, float) and math.isnan(b), (f.name, a, b)
+        else:
+            assert a == b, (f.name, a, b)
+
+
+@pytest.mark.usefixtures("linear_route")
+def test_each_run_stops_at_its_target_accuracy_as_alone() -> None:
+    # run_batch ignored federation.target_accuracy: every run "ran all" its rounds, with
+    # time_to_accuracy nan and other final metrics than the run alone
+    base = config_from_dict(
+        {**BASE, "federation": {**BASE["federation"], "rounds": 6, "target_accuracy": 0.84}}
+    )
+    configs = [
+        base.with_values({"client.lr": 0.01, "client.mu": 0.5}),  # reaches it in round 6
+        base.with_values({"client.lr": 0.1, "client.momentum": 0.9}),  # in round 4
+        base.with_values({"client.lr": 1e6, "server.lr": 1e30}),  # diverges
+        base.with_values({"client.lr": 0.001}),  # never
+    ]
+    dataset = build_dataset(base.data)
+    alone = [run_simulation(c, dataset) for c in configs]
+    reasons = [r.reason for r in alone]
+    assert reasons[:2] == [
+        "reached validation accuracy 0.84 in round 6",
+        "reached validation accuracy 0.84 in round 4",
+    ]
+    assert reasons[2].startswith("diverged") and reasons[3] == "ran all 6 rounds"
+    for single, batched in zip(alone, run_batch(configs, dataset), strict=True):
+        assert_same_result(single, batched)
+
+
+def test_a_model_with_dropout_runs_batched_as_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the fast path learns in round 1 that vmap cannot take dropout; round 2's stacked
+    # call then raised "train_cohort_stacked needs a vectorizable model"
+    monkeypatch.setattr(models, "_MODELS", dict(models._MODELS))
+
+    @models.register_model("test_batch_drop_mlp")
+    def drop_mlp(input_shape: tuple[int, ...], num_classes: int, *, width: int = 16):
+        return nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(input_shape[0], width),
+            nn.ReLU(),
+            nn.Dropout(0.5),
+            nn.Linear(width, num_classes),
+        )
+
+    client = {**BASE["client"], "local_steps": 5}  # the reference loop is slow: few steps
+    base = config_from_dict({**BASE, "model": {"name": "test_batch_drop_mlp"}, "client": client})
+    configs = [base, base.with_values({"client.lr": 0.2, "client.momentum": 0.5})]
+    dataset = build_dataset(base.data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # falls back to the reference loop
+        alone = [run_simulation(c, dataset) for c in configs]
+        batched = run_batch(configs, dataset)
+    for single, with_others in zip(alone, batched, strict=True):
+        assert_same_result(single, with_others)

@@ -216,3 +216,27 @@ def test_evaluate_empty() -> None:
     model, params, _, _ = _setup()
     res = evaluate(model, params, torch.zeros(0, 5), torch.zeros(0, dtype=torch.long))
     assert res.count == 0 and math.isnan(res.loss) and math.isnan(res.accuracy)
+
+
+def _dropout_mlp() -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(5, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 3)
+    )
+
+
+def test_evaluate_runs_in_eval_mode_and_puts_each_modules_mode_back() -> None:
+    # dropout stayed on: the same parameters scored three times gave three losses
+    model = _dropout_mlp()
+    model[1].eval()  # a module in eval mode stays so; the rest stay in training mode
+    params = {k: p.detach().clone() for k, p in model.named_parameters()}
+    x, y = _data(40)
+    state = torch.get_rng_state()
+    scores = [evaluate(model, params, x, y, batch_size=16) for _ in range(3)]
+    assert scores[0] == scores[1] == scores[2]
+    assert torch.equal(torch.get_rng_state(), state)
+    assert [m.training for m in model] == [True, False, True, True, True] and model.training
+    with torch.no_grad():
+        logits = copy.deepcopy(model).eval()(x)
+    assert scores[0].correct == int((logits.argmax(1) == y).sum())
+    assert scores[0].loss == pytest.approx(F.cross_entropy(logits, y).item(), rel=1e-5)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch import nn
 
 from fedhpo.config import ModelConfig
 from fedhpo.sim.client import evaluate
@@ -35,3 +36,20 @@ def test_evaluator_pools_the_validation_clients_rows() -> None:
     assert ev.validate(params) == evaluate(model, params, x, y)
     assert len(ev.client_accuracies(params)) == 2
     assert ev.test(params) == evaluate(model, params, data.test_x, data.test_y)
+
+
+def test_a_model_with_dropout_scores_the_same_every_time() -> None:
+    # dropout stayed on in evaluation: every validation of the same parameters differed
+    data = make_dataset([3, 5, 0, 8, 4])
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 4))
+    params = {k: p.detach() for k, p in model.named_parameters()}
+    ev = Evaluator(model, data, seed=0, val_clients=None)
+    state = torch.get_rng_state()
+    assert ev.validate(params) == ev.validate(params) == ev.validate(params)
+    accs = ev.client_accuracies(params)
+    assert accs == ev.client_accuracies(params)
+    per_client = [data.client_val(c) for c in range(data.num_clients)]
+    assert accs == tuple(evaluate(model, params, x, y).accuracy for x, y in per_client)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert model.training and all(m.training for m in model)

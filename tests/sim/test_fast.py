@@ -3,6 +3,7 @@ per-client options and budgets are in test_work.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 from torch import nn
 
 from fedhpo.config import ClientConfig, ModelConfig, config_from_dict
-from fedhpo.sim import _fast_kernels, _fast_schedule, fast
+from fedhpo.sim import _fast_kernels, _fast_schedule, fast, models
 from fedhpo.sim.cohort import REFERENCE, train_reference
 from fedhpo.sim.data import FederatedDataset
 from fedhpo.sim.engine import default_trainer, run_simulation
@@ -266,3 +267,97 @@ def test_a_diverged_client_padding_row_neither_warns_nor_hides_its_loss() -> Non
     assert steps.tolist() == [1]
     assert losses.tolist() == [inf]
     assert finite.tolist() == [False]
+
+
+class DropoutMLP(nn.Sequential):
+    """A plugin's model with a random op (dropout): trained by the reference loop."""
+
+    def __init__(self, p: float = 0.5) -> None:
+        torch.manual_seed(0)
+        super().__init__(nn.Flatten(), nn.Linear(6, 16), nn.ReLU(), nn.Dropout(p), nn.Linear(16, 4))
+
+
+def test_the_reference_trains_dropout_in_train_mode_with_seeded_masks() -> None:
+    # the masks came from torch's global unseeded RNG: every run of a plugin model with
+    # dropout trained differently, and the run moved the global RNG
+    model, plain = DropoutMLP(), DropoutMLP(p=0.0)
+    work = work_of(params_of(model), OPTIONS["momentum"])
+    state = torch.get_rng_state()
+    first = train_reference(model, DATA, work)
+    assert torch.equal(torch.get_rng_state(), state)
+    torch.manual_seed(12345)  # the global RNG's state does not matter
+    model.eval()  # nor the mode the model was left in: training is in train mode
+    again = train_reference(model, DATA, work)
+    assert [m.training for m in model] == [False] * len(model) and not model.training
+    assert_same_results(first, again)
+    assert all(torch.equal(first.deltas[k], again.deltas[k]) for k in first.deltas)
+    # dropout was on (a model without it trains otherwise), with each client's own masks
+    other = train_reference(plain, DATA, work)
+    assert not torch.equal(first.deltas["1.weight"], other.deltas["1.weight"])
+    one = Work(COHORT[6:7], params_of(model), OPTIONS["momentum"], 7, np.full(1, 3))
+    alone = train_reference(model, DATA, one)
+    assert all(torch.equal(alone.deltas[k][0], first.deltas[k][6]) for k in first.deltas)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # falls back to the reference loop
+        fast_result = fast.train_fast(model, DATA, work)
+    assert all(torch.equal(fast_result.deltas[k], first.deltas[k]) for k in first.deltas)
+
+
+def test_a_plugin_model_with_dropout_replays_its_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    # two `fedhpo run` with the same seed gave different metrics
+    monkeypatch.setattr(models, "_MODELS", dict(models._MODELS))
+
+    @models.register_model("test_drop_mlp")
+    def drop_mlp(input_shape: tuple[int, ...], num_classes: int, *, width: int = 16):
+        return nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(input_shape[0], width),
+            nn.ReLU(),
+            nn.Dropout(0.5),
+            nn.Linear(width, num_classes),
+        )
+
+    config = config_from_dict({**SMALL, "model": {"name": "test_drop_mlp"}})
+    results = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # falls back to the reference loop
+        for global_seed in (1, 2):
+            torch.manual_seed(global_seed)
+            state = torch.get_rng_state()
+            results.append(run_simulation(config))
+            assert torch.equal(torch.get_rng_state(), state)
+    a, b = results
+    assert a.status == b.status == "completed"
+    assert [_numbers(r) for r in a.rounds] == [_numbers(r) for r in b.rounds]
+    assert (a.test_loss, a.client_accuracies) == (b.test_loss, b.client_accuracies)
+    assert all(torch.equal(a.params[k], b.params[k]) for k in a.params)
+
+
+def _numbers(record) -> dict[str, object]:
+    return {**dataclasses.asdict(record), "wall_seconds": None}
+
+
+@pytest.mark.usefixtures("linear_route")
+@pytest.mark.parametrize("param_budget", [fast._PARAM_BUDGET, 200])
+def test_a_batch_larger_than_every_client_costs_its_rows_not_batch_size(
+    param_budget: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # every (step, client) pair was padded to batch_size columns: 2 rounds of the default
+    # config at batch size 300,000 took 3.7 GB; a batch never holds more than a client's rows
+    monkeypatch.setattr(fast, "_PARAM_BUDGET", param_budget)  # 200: groups of 2 clients
+    model = build_model(MODELS["mlp1"], (6,), 4, seed=0)
+    hp = ClientConfig(lr=0.1, batch_size=100_000, momentum=0.9, mu=0.3, local_epochs=2)
+    work = work_of(params_of(model), hp)
+    draws = _fast_schedule.draw_permutations(DATA, work)
+    group = np.argsort(-draws.steps, kind="stable")[:-1]  # the empty client takes no step
+    first_row = DATA.offsets[COHORT][group]
+    sched = _fast_schedule.build_schedule(draws, group, first_row, hp.batch_size, DATA.x.dtype)
+    assert sched.rows.shape == sched.weight.shape == sched.real.shape == (22, max(SIZES))
+    assert sched.real.sum(axis=1).tolist() == 2 * draws.n[group].tolist()  # one batch a pass
+    got = compare(model, hp)
+    # the same numbers as a batch of exactly the largest client's rows
+    exact = fast.train_fast(
+        model, DATA, work_of(params_of(model), dataclasses.replace(hp, batch_size=64))
+    )
+    assert all(torch.equal(got.deltas[k], exact.deltas[k]) for k in got.deltas)
+    assert np.array_equal(got.losses, exact.losses)
