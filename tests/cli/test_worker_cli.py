@@ -14,16 +14,27 @@ from fedhpo.store import records as rec
 from tests.cli.test_cli import run_cli
 from tests.helpers import BASE, LR_MU
 
+# The broken model builds, and runs on the two rows `fedhpo tune` checks it on before a
+# study is written, but fails on a training batch: only its trials can find that out.
 PLUGIN = """\
 from torch import nn
 from fedhpo.sim.models import register_model
 
 
+class Model(nn.Module):
+    def __init__(self, d, k, broken):
+        super().__init__()
+        self.linear, self.broken = nn.Linear(d, k), broken
+
+    def forward(self, x):
+        if self.broken and x.shape[0] > 2:
+            raise RuntimeError("boom: this plugin model is broken")
+        return self.linear(x.flatten(1))
+
+
 @register_model("{name}")
 def model(input_shape, num_classes):
-    if {broken}:
-        raise RuntimeError("boom: this plugin model is broken")
-    return nn.Sequential(nn.Flatten(), nn.Linear(input_shape[0], num_classes))
+    return Model(input_shape[0], num_classes, {broken})
 """
 
 
