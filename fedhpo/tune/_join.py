@@ -80,6 +80,7 @@ def join_study(
     )
     if space is not None:
         check_runnable(space)  # registry names, validation data: before a study is written
+        cached_dataset(space.config_for({}).data)  # and the data (a missing file, say)
         create_or_resume(space, opts)  # checks that an existing study has the same space
     elif not _exists(storage, study):
         raise StudyError(

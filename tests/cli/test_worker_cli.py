@@ -127,6 +127,20 @@ def test_a_worker_names_a_compute_budget(capsys, tmp_path, monkeypatch) -> None:
     assert "the study's budget (0.5 full runs) is used" in out
 
 
+def test_a_worker_whose_data_is_missing_writes_no_study(capsys, tmp_path, monkeypatch) -> None:
+    # `fedhpo worker --space` created the study, then failed to build the data
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "base.yaml").write_text(
+        BASE.replace(
+            "name: synthetic", f"name: csv\n  options: {{path: {tmp_path / 'no.csv'}}}"
+        ).replace("  options: {alpha: 1.0, beta: 1.0, num_clients: 12}\n", "")
+    )
+    (tmp_path / "sp.yaml").write_text("base: base.yaml\nparams:\n" + LR_MU)
+    code, _, err = run_cli(capsys, "worker", "--study", "w", "--space", "sp.yaml", "--trials", "1")
+    assert code == 2 and "file not found" in err and err.count("\n") == 1
+    assert not (tmp_path / "fedhpo.db").exists()
+
+
 def test_the_first_worker_creates_the_study_from_a_space(capsys, tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "base.yaml").write_text(BASE)
