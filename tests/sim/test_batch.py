@@ -8,10 +8,8 @@ import warnings
 
 import pytest
 import torch
-from torch import nn
 
 from fedhpo.config import config_from_dict
-from fedhpo.sim import models
 from fedhpo.sim.batch import batch_key, run_batch
 from fedhpo.sim.datasets import build_dataset
 from fedhpo.sim.engine import run_simulation
@@ -147,23 +145,11 @@ def test_each_run_stops_at_its_target_accuracy_as_alone() -> None:
         assert_same_result(single, batched)
 
 
-def test_a_model_with_dropout_runs_batched_as_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_model_with_dropout_runs_batched_as_alone(dropout_model: str) -> None:
     # the fast path learns in round 1 that vmap cannot take dropout; round 2's stacked
     # call then raised "train_cohort_stacked needs a vectorizable model"
-    monkeypatch.setattr(models, "_MODELS", dict(models._MODELS))
-
-    @models.register_model("test_batch_drop_mlp")
-    def drop_mlp(input_shape: tuple[int, ...], num_classes: int, *, width: int = 16):
-        return nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(input_shape[0], width),
-            nn.ReLU(),
-            nn.Dropout(0.5),
-            nn.Linear(width, num_classes),
-        )
-
     client = {**BASE["client"], "local_steps": 5}  # the reference loop is slow: few steps
-    base = config_from_dict({**BASE, "model": {"name": "test_batch_drop_mlp"}, "client": client})
+    base = config_from_dict({**BASE, "model": {"name": dropout_model}, "client": client})
     configs = [base, base.with_values({"client.lr": 0.2, "client.momentum": 0.5})]
     dataset = build_dataset(base.data)
     with warnings.catch_warnings():

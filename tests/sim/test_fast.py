@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from fedhpo.config import ClientConfig, ModelConfig, config_from_dict
-from fedhpo.sim import _fast_kernels, _fast_schedule, fast, models
+from fedhpo.sim import _fast_kernels, _fast_schedule, fast
 from fedhpo.sim.cohort import REFERENCE, train_reference
 from fedhpo.sim.data import FederatedDataset
 from fedhpo.sim.engine import default_trainer, run_simulation
@@ -303,21 +303,9 @@ def test_the_reference_trains_dropout_in_train_mode_with_seeded_masks() -> None:
     assert all(torch.equal(fast_result.deltas[k], first.deltas[k]) for k in first.deltas)
 
 
-def test_a_plugin_model_with_dropout_replays_its_run(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_plugin_model_with_dropout_replays_its_run(dropout_model: str) -> None:
     # two `fedhpo run` with the same seed gave different metrics
-    monkeypatch.setattr(models, "_MODELS", dict(models._MODELS))
-
-    @models.register_model("test_drop_mlp")
-    def drop_mlp(input_shape: tuple[int, ...], num_classes: int, *, width: int = 16):
-        return nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(input_shape[0], width),
-            nn.ReLU(),
-            nn.Dropout(0.5),
-            nn.Linear(width, num_classes),
-        )
-
-    config = config_from_dict({**SMALL, "model": {"name": "test_drop_mlp"}})
+    config = config_from_dict({**SMALL, "model": {"name": dropout_model}})
     results = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # falls back to the reference loop
