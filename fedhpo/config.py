@@ -107,6 +107,12 @@ class DataConfig:
         _check(0.0 < self.fraction <= 1.0, "fraction", f"must be in (0, 1], got {self.fraction}")
         _seed(self.seed, "seed")
 
+    def whole(self) -> DataConfig:
+        """This section at ``fraction`` 1: what the dataset is built from (a run cuts its
+        fraction from the built tensors, ``FederatedDataset.at_fraction``), so configs whose
+        ``whole()`` are equal share one dataset."""
+        return dataclasses.replace(self, fraction=1.0)
+
 
 @dataclass(frozen=True)
 class ModelConfig:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -92,7 +92,7 @@ def run_batch(
     section, as :func:`~fedhpo.sim.engine.run_simulation` takes it); configs whose data
     differ but for ``fraction`` are then a ValueError: give each its own call."""
     if dataset is not None:
-        sections = {repr(replace(c.data, fraction=1.0)) for c in configs}
+        sections = {repr(c.data.whole()) for c in configs}
         if len(sections) > 1:
             raise ValueError(
                 f"run_batch got one dataset for configs with {len(sections)} different data "

@@ -40,14 +40,13 @@ def cached_dataset(cfg: DataConfig) -> FederatedDataset:
     if key not in _DATASETS:
         if len(_DATASETS) >= 4:
             _DATASETS.pop(next(iter(_DATASETS)))
-        _DATASETS[key] = build_dataset(DataConfig(**{**cfg.__dict__, "fraction": 1.0}))
+        _DATASETS[key] = build_dataset(cfg.whole())
     return _DATASETS[key]
 
 
 def _data_key(cfg: DataConfig) -> str:
-    """What a dataset is built from: the data section but its ``fraction``."""
-    full = DataConfig(**{**cfg.__dict__, "fraction": 1.0})
-    return json.dumps(full.__dict__, default=lambda o: o.__dict__, sort_keys=True)
+    """What a dataset is built from (:meth:`DataConfig.whole`), as a cache key."""
+    return json.dumps(cfg.whole().__dict__, default=lambda o: o.__dict__, sort_keys=True)
 
 
 def simulate(config: RunConfig, callbacks: Sequence[RoundCallback] = ()) -> SimulationResult:
