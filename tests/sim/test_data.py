@@ -194,30 +194,28 @@ def test_many_clients_cost_only_arrays():
     ],
 )
 def test_array_data_checks_its_contract(change, message):
-    fields = {
-        "x": np.zeros((4, 2), np.float32),
-        "y": np.zeros(4, np.int64),
-        "client": None,
-        "test_x": np.zeros((2, 2), np.float32),
-        "test_y": np.zeros(2, np.int64),
-        "num_classes": 3,
-    }
+    fields = _fields(rows=4, test_rows=2, features=2, num_classes=3)
     with pytest.raises(DataError, match=message):
         ArrayData(**{**fields, **change})
+
+
+def _fields(rows: int, test_rows: int, features: int, num_classes: int) -> dict:
+    """ArrayData's fields: zero features and labels, no client ids."""
+    return {
+        "x": np.zeros((rows, features), np.float32),
+        "y": np.zeros(rows, np.int64),
+        "client": None,
+        "test_x": np.zeros((test_rows, features), np.float32),
+        "test_y": np.zeros(test_rows, np.int64),
+        "num_classes": num_classes,
+    }
 
 
 @pytest.mark.parametrize("field", ["x", "test_x"])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_array_data_refuses_non_finite_features(field, bad):
     # a NaN feature made every run "diverge" and tune blame the hyperparameters for it
-    fields = {
-        "x": np.zeros((5, 3), np.float32),
-        "y": np.zeros(5, np.int64),
-        "client": None,
-        "test_x": np.zeros((4, 3), np.float32),
-        "test_y": np.zeros(4, np.int64),
-        "num_classes": 2,
-    }
+    fields = _fields(rows=5, test_rows=4, features=3, num_classes=2)
     fields[field][2, 1] = fields[field][3, 0] = bad
     with pytest.raises(DataError, match=f"ArrayData.{field} has 2 non-finite values") as exc:
         ArrayData(**fields)
