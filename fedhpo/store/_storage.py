@@ -10,6 +10,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import optuna
 from sqlalchemy.engine import URL, make_url
@@ -81,20 +82,32 @@ _IN_MEMORY = (
 )
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite ``url``, however it is spelled (``sqlite:///x.db``, or a
+    URI filename with ``uri=true``: ``file:x.db``, ``file:///abs/x.db``, percent-encoded);
+    None for other backends and for an in-memory database."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    name = parsed.database or ""
+    if name.startswith("file:") and parsed.query.get("uri") == "true":
+        name = name[len("file:") :]
+        if name.startswith("//"):  # file://host/path: SQLite accepts only "" or "localhost"
+            name = name[name.find("/", 2) :] if "/" in name[2:] else ""
+        name = unquote(name)
+    if name in ("", ":memory:") or parsed.query.get("mode") == "memory":
+        return None
+    return Path(name)
+
+
 def _sqlite_path(url: str) -> Path | None:
     """The database file of a SQLite ``url`` (None for other backends). StudyError for an
     in-memory database (``sqlite://``, ``sqlite:///:memory:``, a ``mode=memory`` URI): every
     :func:`open_storage` would get a new, empty one."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return None
-    database = parsed.database or ""
-    name = database  # what SQLite is given: a URI with uri=true
-    if name.startswith("file:") and parsed.query.get("uri") == "true":
-        name = name[len("file:") :]
-    if name in ("", ":memory:") or parsed.query.get("mode") == "memory":
+    path = sqlite_file(url)
+    if path is None and make_url(url).get_backend_name() == "sqlite":
         raise StudyError(_IN_MEMORY.format(url=url), key="--storage")
-    return Path(database)
+    return path
 
 
 def _check_writable(path: Path) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from fedhpo.errors import StudyError
-from fedhpo.store._storage import mask_url
+from fedhpo.store._storage import mask_url, sqlite_file
 from fedhpo.store.retry import RetryPolicy, call_with_retry, first_line
 
 
@@ -26,10 +26,8 @@ def lock_key(study: str) -> int:
 
 def lock_path(url: str) -> Path | None:
     """The lock file next to a SQLite database file (None for other backends)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return None
-    return Path(f"{parsed.database}.lock")
+    path = sqlite_file(url)
+    return None if path is None else Path(f"{path}.lock")
 
 
 @contextlib.contextmanager

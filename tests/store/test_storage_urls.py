@@ -20,6 +20,7 @@ import pytest
 from fedhpo.cli.main import main
 from fedhpo.errors import StudyError
 from fedhpo.store import open_storage
+from fedhpo.store.lock import lock_path
 
 READ_ONLY = (
     "is read-only: fedhpo tune and fedhpo worker write the study there; give a writable copy "
@@ -234,4 +235,40 @@ def test_a_writer_on_a_read_only_study_says_so(space: Path, read_only_study: Pat
     assert done.returncode == 2
     assert (
         _error(done.stderr) == f"fedhpo: error: `--storage`: {str(read_only_study)!r} {READ_ONLY}"
+    )
+
+
+# --- SQLite URI filenames: one file, one lock, whichever way it is spelled ------------------
+
+
+def _spellings(db: Path) -> list[str]:
+    return [
+        f"sqlite:///{db}",
+        f"sqlite:///file:{db}?uri=true",
+        f"sqlite:///{db.as_uri()}?uri=true",
+        f"sqlite:///file:{str(db).replace('study', 'st%75dy')}?uri=true",  # percent-encoded
+    ]
+
+
+def test_a_uri_filename_names_the_same_file_and_lock(
+    capsys, space: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "study.db"
+    assert {lock_path(url) for url in _spellings(db)} == {Path(f"{db}.lock")}
+    monkeypatch.chdir(tmp_path)
+    relative = "sqlite:///file:study.db?uri=true"
+    assert lock_path(relative) == Path("study.db.lock")
+    code, text = _cli(capsys, "tune", "--space", str(space), "--trials", "1", "--storage", relative)
+    assert code == 0, text
+    made = {p.name for p in tmp_path.iterdir()}
+    assert {"study.db", "study.db.lock"} <= made and not [n for n in made if "file:" in n]
+
+
+def test_a_uri_filename_in_a_missing_folder_names_the_folder(capsys, space: Path, tmp_path: Path):
+    url = f"sqlite:///{(tmp_path / 'nowhere' / 'study.db').as_uri()}?uri=true"
+    code, text = _cli(capsys, "tune", "--space", str(space), "--trials", "1", "--storage", url)
+    assert code == 2
+    assert _error(text) == (
+        f"fedhpo: error: `--storage`: folder {str(tmp_path / 'nowhere')!r} does not exist; "
+        "create it or give another --storage"
     )
