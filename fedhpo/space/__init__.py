@@ -4,13 +4,28 @@ from fedhpo.space._aliases import FS_ALIASES
 from fedhpo.space._conditions import OPS, And, AnyCondition, Condition, Or
 from fedhpo.space._describe import describe
 from fedhpo.space._load import detect_format, load_space, parse_space
-from fedhpo.space._optuna import distributions, grid_search_space, suggest
-from fedhpo.space._params import CategoricalParam, FloatParam, IntParam, Param
+from fedhpo.space._optuna import (
+    CleanSteps,
+    ConfigGridSampler,
+    Grid,
+    distributions,
+    grid_search_space,
+    suggest,
+)
+from fedhpo.space._params import (
+    MAX_INT,
+    CategoricalParam,
+    FloatParam,
+    IntParam,
+    Param,
+    snap_to_step,
+)
 from fedhpo.space._settings import METRICS, PRUNERS, SAMPLERS, Fidelity, Objective, TunerSpec
 from fedhpo.space._space import SearchSpace
 
 __all__ = [
     "FS_ALIASES",
+    "MAX_INT",
     "METRICS",
     "OPS",
     "PRUNERS",
@@ -18,9 +33,12 @@ __all__ = [
     "And",
     "AnyCondition",
     "CategoricalParam",
+    "CleanSteps",
     "Condition",
+    "ConfigGridSampler",
     "Fidelity",
     "FloatParam",
+    "Grid",
     "IntParam",
     "Objective",
     "Or",
@@ -33,5 +51,6 @@ __all__ = [
     "grid_search_space",
     "load_space",
     "parse_space",
+    "snap_to_step",
     "suggest",
 ]

@@ -55,7 +55,13 @@ def _base(spec: Any, base_dir: Path | None, override: BaseArg) -> tuple[RunConfi
         ) from None
 
 
+_OLD_NAMES = {"fidelity.report_every": "fidelity.eval_every"}
+"""Keys an error may name that a file can spell by an old name."""
+
+
 def _line(doc: YamlDoc, key: str | None) -> int | None:
+    if key in _OLD_NAMES and key not in doc.lines:
+        key = _OLD_NAMES[key]
     line = doc.line_of(key)
     if line is None and key:
         line = doc.line_of(re.sub(r"\[\d+\]", "", key))

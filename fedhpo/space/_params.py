@@ -21,6 +21,10 @@ from fedhpo.space._conditions import And, AnyCondition, Condition, Or, is_number
 
 MAX_GRID = 1_000_000
 
+MAX_INT = 2**31 - 1
+"""Largest magnitude of an int param's bounds and step: no run-config field takes more (and
+costing a run multiplies them, e.g. local epochs by batches)."""
+
 
 def _fail(key: str, message: str) -> SearchSpaceError:
     return SearchSpaceError(message, key=key)
@@ -40,10 +44,28 @@ def _to_float(value: Any, key: str) -> float:
 
 def _to_int(value: Any, key: str) -> int:
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return int(value)
+        value = int(value)
     if not is_number(value) or isinstance(value, float):
         raise _fail(key, f"must be an integer, got {value!r}")
+    if value > MAX_INT:
+        raise _fail(key, f"must be at most {MAX_INT} (2**31 - 1), got {value}")
+    if value < -MAX_INT:
+        raise _fail(key, f"must be at least -{MAX_INT} (-(2**31 - 1)), got {value}")
     return int(value)
+
+
+def as_decimal(value: float) -> Decimal:
+    """A number as the decimal it is written as (``0.1``, not the binary float's expansion)."""
+    return Decimal(value) if isinstance(value, int) else Decimal(repr(float(value)))
+
+
+def snap_to_step(value: float, low: float, step: float) -> float:
+    """The point of the grid ``low + k * step`` nearest ``value``, as the decimal the grid
+    means: Optuna's samplers compute ``0.1 + 2 * 0.1`` in binary (0.30000000000000004);
+    this gives 0.3, what a trial trains with and what is stored."""
+    low_d, step_d = as_decimal(low), as_decimal(step)
+    k = ((as_decimal(value) - low_d) / step_d).to_integral_value(decimal.ROUND_HALF_EVEN)
+    return float(low_d + k * step_d)
 
 
 def _check_common(name: Any, log: Any, condition: Any) -> None:
@@ -125,8 +147,10 @@ class FloatParam:
         return FloatDistribution(self.low, self.high, log=self.log, step=self.step)
 
     def suggest(self, trial: BaseTrial) -> float:
-        """``trial.suggest_float`` under this param's name."""
-        return trial.suggest_float(self.name, self.low, self.high, step=self.step, log=self.log)
+        """``trial.suggest_float`` under this param's name; a value on a step grid comes back
+        as its clean decimal (:func:`snap_to_step`)."""
+        value = trial.suggest_float(self.name, self.low, self.high, step=self.step, log=self.log)
+        return value if self.step is None else snap_to_step(value, self.low, self.step)
 
     def grid_values(self) -> list[float]:
         """Every value on the step grid; needs ``step``."""
@@ -136,8 +160,8 @@ class FloatParam:
                 f"a float param has no finite grid without a step; add e.g. "
                 f"step: {(self.high - self.low) / 10:g}, or use type: categorical",
             )
-        low, step = Decimal(str(self.low)), Decimal(str(self.step))
-        count = int((Decimal(str(self.high)) - low) // step) + 1
+        low, step = as_decimal(self.low), as_decimal(self.step)
+        count = int((as_decimal(self.high) - low) // step) + 1
         if count > MAX_GRID:
             raise _fail("step", f"the grid has {count} values; use a coarser step")
         return [float(low + i * step) for i in range(count)]

@@ -133,11 +133,18 @@ class Fidelity:
         return out
 
     def setting_of(self, path: str) -> str | None:
-        """The fidelity key that sets config ``path``, if any."""
+        """The fidelity key that sets config ``path``, if any; either cohort key sets both
+        cohort paths (a run takes ``clients_per_round`` or ``client_fraction``, not both)."""
+        cohort = ("clients_per_round", "client_fraction")
         for name, p in self._PATHS.items():
-            if p == path and getattr(self, name) is not None:
+            same = p == path or (name in cohort and path in (self._PATHS[c] for c in cohort))
+            if same and getattr(self, name) is not None:
                 return name
         return None
+
+    def path_of(self, setting: str) -> str:
+        """The run-config path a fidelity key sets, e.g. ``federation.rounds`` for rounds."""
+        return self._PATHS[setting]
 
     def to_dict(self) -> dict[str, Any]:
         """All fields (``None`` where the base config or the default schedule decides)."""

@@ -10,14 +10,14 @@ from typing import Any
 from fedhpo.config import FieldInfo, RunConfig, field_info
 from fedhpo.errors import ConfigError, SearchSpaceError
 from fedhpo.space._aliases import FS_ALIASES
-from fedhpo.space._conditions import AnyCondition, Condition, is_number
+from fedhpo.space._condition_checks import check_conditions
+from fedhpo.space._conditions import is_number
+from fedhpo.space._domains import grid_size
 from fedhpo.space._params import (
-    MAX_GRID,
     CategoricalParam,
     FloatParam,
     IntParam,
     Param,
-    choice_key,
 )
 from fedhpo.space._settings import (
     DEFAULT_BUDGET,
@@ -139,115 +139,6 @@ def _check_bounds(params: Sequence[Param], base: RunConfig) -> None:
                 _check_one(p, field, value, base)
 
 
-# ---------------------------------------------------------------- conditions and their order
-
-
-def _check_leaf(leaf: Condition, child: str, params: Mapping[str, Param]) -> None:
-    key = f"{_pkey(child)}.when.{leaf.parent}"
-    parent = params.get(leaf.parent)
-    if leaf.parent == child:
-        raise _err(key, f"`{child}` cannot depend on itself; remove this condition")
-    if parent is None:
-        raise _err(
-            key,
-            f"`{leaf.parent}` is not a param of this space, so the condition can never hold; "
-            f"add it to params or use one of: {', '.join(params)}",
-        )
-    values = leaf.value if leaf.op == "in" else (leaf.value,)
-    if isinstance(parent, CategoricalParam):
-        if leaf.op in ("less", "greater"):
-            if not all(is_number(c) for c in parent.choices):
-                raise _err(
-                    key,
-                    f"`{leaf.op}` needs a numeric parent, but `{parent.name}` has choices "
-                    f"{parent.domain()}; use equal, not_equal or in",
-                )
-            if not any(leaf.holds({parent.name: c}) for c in parent.choices):
-                raise _err(
-                    key,
-                    f"no choice of `{parent.name}` ({parent.domain()}) is {leaf.op} than "
-                    f"{leaf.value!r}, so the condition would never hold",
-                )
-            return
-        known = {choice_key(c) for c in parent.choices}
-        for v in values:
-            if choice_key(v) not in known:
-                raise _err(
-                    key,
-                    f"{v!r} is not one of `{parent.name}`'s choices ({parent.domain()}); "
-                    "the condition would never hold",
-                )
-        return
-    for v in values:
-        if not is_number(v):
-            raise _err(key, f"`{parent.name}` is numeric; compare it with a number, not {v!r}")
-    if isinstance(parent, (FloatParam, IntParam)) and not _can_hold(leaf, parent.low, parent.high):
-        shown = list(leaf.value) if leaf.op == "in" else leaf.value
-        raise _err(
-            key,
-            f"`{parent.name}` is in [{parent.low:g}, {parent.high:g}], so `{leaf.op} {shown}` "
-            "would never hold; compare it with a value in its range",
-        )
-
-
-def _can_hold(leaf: Condition, low: float, high: float) -> bool:
-    """Whether a parent ranging over [low, high] can satisfy ``leaf`` (a numeric op)."""
-    if leaf.op == "greater":
-        return bool(high > leaf.value)
-    if leaf.op == "less":
-        return bool(low < leaf.value)
-    if leaf.op == "equal":
-        return bool(low <= leaf.value <= high)
-    if leaf.op == "in":
-        return any(low <= v <= high for v in leaf.value)
-    return not low == high == leaf.value  # not_equal
-
-
-def _cycle(pending: list[Param]) -> list[str]:
-    by_name = {p.name: p for p in pending}
-    path = [pending[0].name]
-    while True:
-        cond = by_name[path[-1]].condition
-        assert cond is not None
-        nxt = sorted(n for n in cond.parents if n in by_name)[0]
-        if nxt in path:
-            return path[path.index(nxt) :] + [nxt]
-        path.append(nxt)
-
-
-def _order(params: Sequence[Param]) -> tuple[Param, ...]:
-    """Parents before children, otherwise in the given order; cycles are errors."""
-    done: set[str] = set()
-    out: list[Param] = []
-    pending = list(params)
-    while pending:
-        waiting = []
-        for p in pending:
-            if p.condition is None or p.condition.parents <= done:
-                out.append(p)
-                done.add(p.name)
-            else:
-                waiting.append(p)
-        if len(waiting) == len(pending):
-            cycle = _cycle(pending)
-            raise _err(
-                f"{_pkey(cycle[0])}.when",
-                f"conditions form a cycle ({' -> '.join(cycle)}); "
-                "a param can only depend on params that do not depend on it",
-            )
-        pending = waiting
-    return tuple(out)
-
-
-def _check_conditions(params: Sequence[Param]) -> None:
-    by_name = {p.name: p for p in params}
-    for p in params:
-        cond: AnyCondition | None = p.condition
-        if cond is not None:
-            for leaf in cond.leaves():
-                _check_leaf(leaf, p.name, by_name)
-
-
 # ---------------------------------------------------------------- the whole space
 
 
@@ -273,6 +164,37 @@ def _fidelity_base(base: RunConfig, fidelity: Fidelity, searched: set[str]) -> R
         ) from None
 
 
+def _check_not_fixed(name: str, fidelity: Fidelity) -> None:
+    """A param may not be a run-config value the fidelity sets for every trial."""
+    setting = fidelity.setting_of(name)
+    if setting is None:
+        return
+    if fidelity.path_of(setting) == name:
+        raise _err(_pkey(name), f"`{name}` is also fixed by fidelity.{setting}; remove one of them")
+    raise _err(
+        _pkey(name),
+        f"`{name}` and fidelity.{setting} both set the cohort size (a run takes "
+        f"clients_per_round or client_fraction, not both); trials take the cohort from "
+        f"fidelity.{setting}, so this param would never change a trial: "
+        f"remove the param, or remove fidelity.{setting} to search the cohort at full fidelity",
+    )
+
+
+def _check_report_every(base: RunConfig, fidelity: Fidelity) -> None:
+    """Reports must come before a trial's last round, or the pruner can never stop one."""
+    every = fidelity.report_every
+    rounds = fidelity.rounds or base.federation.rounds
+    if every is None or every == 1 or every < rounds:
+        return
+    where = "fidelity.rounds" if fidelity.rounds else "the base config's federation.rounds"
+    raise _err(
+        "fidelity.report_every",
+        f"a trial reports to the pruner every {every} rounds but runs {rounds} ({where}), so "
+        "the pruner would only see the last round and never stop a trial; set report_every "
+        f"to at most {max(1, rounds - 1)}, e.g. 1",
+    )
+
+
 def _check_tuner(
     tuner: TunerSpec, objectives: tuple[Objective, ...], params: tuple[Param, ...]
 ) -> TunerSpec:
@@ -291,21 +213,7 @@ def _check_tuner(
             "cmaes optimizes a single objective; use tpe, random, gp, qmc or grid",
         )
     if tuner.sampler == "grid":
-        size = 1
-        for p in params:
-            try:
-                size *= len(p.grid_values())
-            except SearchSpaceError as exc:
-                raise _err(
-                    f"{_pkey(p.name)}.{exc.key}",
-                    f"the grid sampler must enumerate every param: {exc.message}; "
-                    "or pick another tuner.sampler",
-                ) from None
-        if size > MAX_GRID:
-            raise _err(
-                "tuner.sampler",
-                f"the grid has {size} points; use coarser steps, fewer params or another sampler",
-            )
+        size = grid_size(params)
         if tuner.trials is None:
             tuner = dataclasses.replace(tuner, trials=size)
     if tuner.trials is None and tuner.budget is None:
@@ -362,16 +270,11 @@ def check_space(
             "(the validation accuracy to reach)",
         )
     trial_base = _fidelity_base(base, fidelity, {p.name for p in params})
+    _check_report_every(base, fidelity)
     fitted = []
     for p in params:
-        setting = fidelity.setting_of(p.name)
-        if setting is not None:
-            raise _err(
-                _pkey(p.name),
-                f"`{p.name}` is also fixed by fidelity.{setting}; remove one of them",
-            )
+        _check_not_fixed(p.name, fidelity)
         fitted.append(_fit(p))
     _check_bounds(fitted, trial_base)
-    _check_conditions(fitted)
-    ordered = _order(fitted)
+    ordered = check_conditions(fitted)
     return ordered, objectives, _check_tuner(tuner, objectives, ordered)

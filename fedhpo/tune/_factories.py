@@ -9,27 +9,49 @@ from typing import Any
 import optuna
 
 from fedhpo.errors import SearchSpaceError
-from fedhpo.space import SAMPLERS
+from fedhpo.space import SAMPLERS, CleanSteps, ConfigGridSampler
 from fedhpo.tune._distinct import DistinctSampler
 
 STARTUP = 4
 """Random trials before TPE models the results (the fidelity check's 4 configs count)."""
 
+
+# Optuna's samplers put a stepped float at low + k * step in binary (0.30000000000000004);
+# these store the step grid's decimal (0.3) instead. The grid's values are already clean.
+class _Distinct(CleanSteps, DistinctSampler):
+    pass
+
+
+class _Random(CleanSteps, optuna.samplers.RandomSampler):
+    pass
+
+
+class _GP(CleanSteps, optuna.samplers.GPSampler):
+    pass
+
+
+class _CmaEs(CleanSteps, optuna.samplers.CmaEsSampler):
+    pass
+
+
+class _QMC(CleanSteps, optuna.samplers.QMCSampler):
+    pass
+
+
 _SAMPLERS: dict[str, Callable[[int, dict[str, list[Any]]], optuna.samplers.BaseSampler]] = {
     # TPE exploits its few best results hard; repeats of a config already tried are redrawn
-    "tpe": lambda seed, _: DistinctSampler(
+    "tpe": lambda seed, _: _Distinct(
         optuna.samplers.TPESampler(
             seed=seed, multivariate=True, group=True, constant_liar=True, n_startup_trials=STARTUP
         ),
         seed=seed,
     ),
-    "random": lambda seed, _: optuna.samplers.RandomSampler(seed=seed),
-    "gp": lambda seed, _: optuna.samplers.GPSampler(seed=seed),
-    "cmaes": lambda seed, _: optuna.samplers.CmaEsSampler(
-        seed=seed, warn_independent_sampling=False
-    ),
-    "qmc": lambda seed, _: optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False),
-    "grid": lambda seed, grid: optuna.samplers.GridSampler(grid, seed=seed),
+    "random": lambda seed, _: _Random(seed=seed),
+    "gp": lambda seed, _: _GP(seed=seed),
+    "cmaes": lambda seed, _: _CmaEs(seed=seed, warn_independent_sampling=False),
+    "qmc": lambda seed, _: _QMC(seed=seed, warn_independent_sampling=False),
+    # each distinct config of active params once, in the same order in every worker
+    "grid": lambda seed, grid: ConfigGridSampler(grid, seed=seed),
 }
 
 

@@ -26,6 +26,7 @@ def test_int_param_distribution_and_grid() -> None:
     assert IntParam("client.batch_size", 8, 64, step=8).grid_values() == list(range(8, 65, 8))
     assert IntParam("client.batch_size", 8, 64, log=True).distribution().log
     assert IntParam("seed", 1.0, 3.0).high == 3  # integral floats (1e3 in YAML) are accepted
+    assert IntParam("seed", 0, 2**31 - 1).high == 2**31 - 1
 
 
 def test_categorical_param() -> None:
@@ -55,6 +56,9 @@ def test_categorical_param() -> None:
         (lambda: IntParam("client.local_epochs", 1, 9, log=True, step=2), "step", "remove one"),
         (lambda: IntParam("client.local_epochs", 1, 6, step=2), "step", "upper bound to 5"),
         (lambda: IntParam("client.local_epochs", 1, 6, step=0), "step", ">= 1"),
+        (lambda: IntParam("client.local_epochs", 1, 10**29), "high", "at most 2147483647"),
+        (lambda: IntParam("client.local_epochs", 1, 2**31), "high", "(2**31 - 1), got 2147483648"),
+        (lambda: IntParam("client.local_epochs", 1, 5, step=2**40), "step", "at most 2147483647"),
         (lambda: CategoricalParam("client.batch_size", []), "choices", "list at least one"),
         (lambda: CategoricalParam("client.batch_size", (16, 32, 16)), "choices", "twice"),
         (lambda: CategoricalParam("client.lr", (1, 1.0)), "choices", "twice"),

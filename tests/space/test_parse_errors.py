@@ -389,6 +389,159 @@ ERRORS = [
         3,
         "duplicate key",
     ),
+    (
+        # the fidelity's cohort key and the other cohort key as a param: every trial failed
+        # ("give either clients_per_round or client_fraction, not both")
+        "fidelity-cohort-vs-fraction-param",
+        "fidelity: {clients_per_round: 3}\n"
+        "params:\n  federation.client_fraction: {type: float, low: 0.1, high: 0.5}\n",
+        "params.federation.client_fraction",
+        3,
+        "`federation.client_fraction` and fidelity.clients_per_round both set the cohort size "
+        "(a run takes clients_per_round or client_fraction, not both); trials take the cohort "
+        "from fidelity.clients_per_round, so this param would never change a trial: "
+        "remove the param, or remove fidelity.clients_per_round to search the cohort at full "
+        "fidelity",
+    ),
+    (
+        "fidelity-fraction-vs-cohort-param",
+        "fidelity: {client_fraction: 0.2}\n"
+        "params:\n  federation.clients_per_round: {type: int, low: 2, high: 8}\n",
+        "params.federation.clients_per_round",
+        3,
+        "`federation.clients_per_round` and fidelity.client_fraction both set the cohort size",
+    ),
+    (
+        "report-every-past-the-run",
+        "fidelity: {report_every: 100}\n" + P,
+        "fidelity.report_every",
+        1,
+        "a trial reports to the pruner every 100 rounds but runs 30 (the base config's "
+        "federation.rounds), so the pruner would only see the last round and never stop a "
+        "trial; set report_every to at most 29, e.g. 1",
+    ),
+    (
+        "report-every-past-the-fidelity-rounds",
+        "fidelity: {rounds: 6, report_every: 6}\n" + P,
+        "fidelity.report_every",
+        1,
+        "every 6 rounds but runs 6 (fidelity.rounds)",
+    ),
+    (
+        "eval-every-past-the-run",
+        "fidelity:\n  rounds: 6\n  eval_every: 10\n" + P,
+        "fidelity.report_every",
+        3,
+        "set report_every to at most 5",
+    ),
+    (
+        "int-bound-too-large",
+        "params:\n  client.local_epochs: {type: int, low: 1, "
+        "high: 100000000000000000000000000000}\n",
+        "params.client.local_epochs.high",
+        2,
+        "must be at most 2147483647 (2**31 - 1), got 100000000000000000000000000000",
+    ),
+    (
+        "int-bound-too-small",
+        "params:\n  model.options.width: {type: int, low: -3000000000, high: 1}\n",
+        "params.model.options.width.low",
+        2,
+        "must be at least -2147483647",
+    ),
+    (
+        "never-on-the-int-step",
+        "params:\n  client.local_epochs: {type: int, low: 1, high: 5, step: 2}\n"
+        "  client.mu: {type: float, low: 0, high: 1, when: {client.local_epochs: 2}}\n",
+        "params.client.mu.when.client.local_epochs",
+        3,
+        "`client.local_epochs` takes 1, 3, 5, so `equal 2` would never hold; "
+        "compare it with one of those values",
+    ),
+    (
+        "never-an-integer",
+        "params:\n  client.local_epochs: {type: int, low: 1, high: 5}\n"
+        "  client.mu: {type: float, low: 0, high: 1, when: {client.local_epochs: {equal: 2.5}}}\n",
+        "params.client.mu.when.client.local_epochs",
+        3,
+        "`client.local_epochs` takes 1, 2, 3, 4, 5, so `equal 2.5` would never hold",
+    ),
+    (
+        "never-on-a-long-int-step",
+        "params:\n  client.batch_size: {type: int, low: 8, high: 128, step: 8}\n"
+        "  client.mu: {type: float, low: 0, high: 1, when: {client.batch_size: {in: [10, 20]}}}\n",
+        "params.client.mu.when.client.batch_size",
+        3,
+        "`client.batch_size` takes 8, 16, ..., 128 (steps of 8), so `in [10, 20]` would never hold",
+    ),
+    (
+        "never-on-the-float-step",
+        "params:\n  client.momentum: {type: float, low: 0.0, high: 0.9, step: 0.3}\n"
+        "  client.mu: {type: float, low: 0, high: 1, when: {client.momentum: {equal: 0.5}}}\n",
+        "params.client.mu.when.client.momentum",
+        3,
+        "`client.momentum` takes 0, 0.3, 0.6, 0.9, so `equal 0.5` would never hold",
+    ),
+    (
+        "never-not-the-single-choice",
+        "params:\n  server.optimizer: [adam]\n"
+        "  server.beta1: {type: float, low: 0.8, high: 0.9, "
+        "when: {server.optimizer: {not_equal: adam}}}\n",
+        "params.server.beta1.when.server.optimizer",
+        3,
+        "`server.optimizer` has the single choice adam, so `not_equal adam` would never hold; "
+        "remove the condition or add choices",
+    ),
+    (
+        "never-between",
+        "params:\n  client.momentum: {type: float, low: 0.0, high: 0.9}\n"
+        "  client.mu: {type: float, low: 0, high: 1, "
+        "when: {client.momentum: {greater: 0.5, less: 0.2}}}\n",
+        "params.client.mu.when",
+        3,
+        "the condition `client.momentum > 0.5 and client.momentum < 0.2` never holds for any "
+        "values its parents take (`client.momentum`: [0, 0.9]), so `client.mu` would never be "
+        "searched; fix the condition or remove the param",
+    ),
+    (
+        "never-all-and-any",
+        "params:\n  client.lr: {type: float, low: 0.001, high: 1.0, log: true}\n"
+        "  client.mu: {type: float, low: 0, high: 1, "
+        "when: {client.lr: {greater: 0.5}, any: [{client.lr: {less: 0.01}}]}}\n",
+        "params.client.mu.when",
+        3,
+        "the condition `client.lr > 0.5 and (client.lr < 0.01)` never holds for any values its "
+        "parents take (`client.lr`: [0.001, 1])",
+    ),
+    (
+        "never-with-the-parents-own-condition",
+        "params:\n  server.optimizer: [sgd, adam]\n"
+        "  server.momentum: {type: float, low: 0, high: 0.9, when: {server.optimizer: sgd}}\n"
+        "  client.mu: {type: float, low: 0, high: 1, "
+        "when: {server.optimizer: adam, server.momentum: {greater: 0.5}}}\n",
+        "params.client.mu.when",
+        4,
+        "(`server.optimizer`: sgd | adam; `server.momentum`: [0, 0.9], when server.optimizer == "
+        "'sgd')",
+    ),
+    (
+        "not-equal-a-value-that-is-not-a-choice",
+        "params:\n  server.optimizer: [sgd, adam]\n  server.beta1: {type: float, low: 0.8, "
+        "high: 0.9, when: {server.optimizer: {not_equal: yogi}}}\n",
+        "params.server.beta1.when.server.optimizer",
+        3,
+        "'yogi' is not one of `server.optimizer`'s choices (sgd | adam), so `not_equal yogi` "
+        "would always hold; compare it with one of the choices or remove the condition",
+    ),
+    (
+        "in-with-one-value-that-is-not-a-choice",
+        "params:\n  server.optimizer: [sgd, adam]\n  server.beta1: {type: float, low: 0.8, "
+        "high: 0.9, when: {server.optimizer: {in: [adam, yogi]}}}\n",
+        "params.server.beta1.when.server.optimizer",
+        3,
+        "'yogi' is not one of `server.optimizer`'s choices (sgd | adam); "
+        "remove it from the list or add it to the choices",
+    ),
     ("missing-base", "base: nothere.yaml\n" + P, "base", 1, "file not found"),
     ("bad-base-type", "base: [1]\n" + P, "base", 1, "path of a run-config YAML"),
     ("not-a-mapping", "- 1\n- 2\n", None, None, "must be a YAML mapping"),

@@ -10,13 +10,16 @@ from optuna.trial import FixedTrial
 from fedhpo.errors import SearchSpaceError
 from fedhpo.space import (
     CategoricalParam,
+    CleanSteps,
     Condition,
+    ConfigGridSampler,
     FloatParam,
     IntParam,
     SearchSpace,
     distributions,
     grid_search_space,
     load_space,
+    snap_to_step,
     suggest,
 )
 
@@ -163,3 +166,102 @@ def test_grid_search_space_needs_float_steps() -> None:
     with pytest.raises(SearchSpaceError) as info:
         grid_search_space(space)
     assert info.value.key == "params.client.lr.step"
+
+
+SERVER_GRID = """
+tuner: {sampler: grid, pruner: none}
+params:
+  server.optimizer: [sgd, adam]
+  server.lr: [0.1, 1.0]
+  server.momentum: {type: float, low: 0.0, high: 0.9, step: 0.3, when: {server.optimizer: sgd}}
+  server.beta1: {type: float, low: 0.0, high: 0.9, step: 0.45, when: {server.optimizer: adam}}
+"""
+
+SERVER_CONFIGS = {
+    *(
+        (("server.lr", lr), ("server.momentum", m), ("server.optimizer", "sgd"))
+        for lr in (0.1, 1.0)
+        for m in (0.0, 0.3, 0.6, 0.9)
+    ),
+    *(
+        (("server.beta1", b), ("server.lr", lr), ("server.optimizer", "adam"))
+        for lr in (0.1, 1.0)
+        for b in (0.0, 0.45, 0.9)
+    ),
+}
+
+
+def test_the_grid_counts_distinct_active_configs(space_of) -> None:
+    # `space check` said 48 trials (2 * 2 * 4 * 3, the inactive params counted): 8 + 6 configs
+    space = space_of(SERVER_GRID)
+    assert space.tuner.trials == 14
+    grid = grid_search_space(space)
+    assert grid == {
+        "server.optimizer": ["sgd", "adam"],
+        "server.lr": [0.1, 1.0],
+        "server.momentum": [0.0, 0.3, 0.6, 0.9],
+        "server.beta1": [0.0, 0.45, 0.9],
+    }
+    assert len(grid.configs) == 14
+    assert {tuple(sorted(c.items())) for c in grid.configs} == SERVER_CONFIGS
+    assert grid_search_space(space).configs == grid.configs  # one order in every worker
+
+
+def test_the_grid_sampler_runs_each_distinct_config_once_across_workers(space_of) -> None:
+    # `fedhpo tune --trials 5` ran identical trials: the grid held inactive params' values
+    space = space_of(SERVER_GRID)
+    storage = optuna.storages.InMemoryStorage()
+    workers = [
+        optuna.create_study(
+            storage=storage,
+            study_name="g",
+            sampler=ConfigGridSampler(grid_search_space(space), seed=seed),
+            load_if_exists=True,
+        )
+        for seed in (11, 12)  # each worker's sampler has a seed of its own
+    ]
+    values = []
+    for i in range(14):
+        workers[i % 2].optimize(lambda t: len(values.append(suggest(space, t)) or values), 1)
+    configs = [tuple(sorted(v.items())) for v in values]
+    assert len(set(configs)) == 14 and set(configs) == SERVER_CONFIGS
+    assert [tuple(sorted(t.params.items())) for t in workers[0].trials] == configs
+
+
+def test_the_grid_tries_configs_in_the_tuner_seeds_order(space_of) -> None:
+    first = grid_search_space(space_of(SERVER_GRID)).configs
+    other = grid_search_space(space_of(SERVER_GRID.replace("none}", "none, seed: 1}"))).configs
+    assert first != other and sorted(map(str, first)) == sorted(map(str, other))
+
+
+def test_float_steps_are_clean_decimals() -> None:
+    assert snap_to_step(0.30000000000000004, 0.1, 0.1) == 0.3
+    assert snap_to_step(0.7000000000000001, 0.1, 0.1) == 0.7
+    assert snap_to_step(0.1 + 3 * 0.05, 0.1, 0.05) == 0.25
+    assert snap_to_step(2.9999999999999996, 1.0, 0.5) == 3.0
+    space = SearchSpace(params=(FloatParam("client.momentum", 0.1, 0.9, step=0.1),))
+    assert space.param("client.momentum").grid_values() == [
+        0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9
+    ]  # fmt: skip
+    # what a sampler hands over is what Optuna computed (0.1 + 2 * 0.1); the trial trains on 0.3
+    assert suggest(space, FixedTrial({"client.momentum": 0.1 + 2 * 0.1})) == {
+        "client.momentum": 0.3
+    }
+
+
+@pytest.mark.parametrize(
+    "sampler",
+    [optuna.samplers.RandomSampler, optuna.samplers.TPESampler],
+    ids=["random", "tpe"],
+)
+def test_samplers_store_clean_step_values(sampler) -> None:
+    # the leaderboard and the exported config showed client.momentum 0.30000000000000004
+    clean = type("Clean", (CleanSteps, sampler), {})
+    space = SearchSpace(params=(FloatParam("client.momentum", 0.1, 0.9, step=0.1),))
+    study = optuna.create_study(sampler=clean(seed=0))
+    trained = []
+    study.optimize(lambda t: trained.append(suggest(space, t)) or 0.0, n_trials=40)
+    grid = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9}
+    stored = [t.params["client.momentum"] for t in study.trials]
+    assert set(stored) <= grid and len(set(stored)) >= 5
+    assert stored == [v["client.momentum"] for v in trained]
