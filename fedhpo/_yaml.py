@@ -70,6 +70,8 @@ class YamlDoc:
 
 
 _PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+_MERGE = "tag:yaml.org,2002:merge"
+_VALUE = "tag:yaml.org,2002:value"
 
 
 class _Walk:
@@ -102,20 +104,49 @@ class _Walk:
             self.path.discard(id(node))
 
     def mapping(self, node: yaml.MappingNode, prefix: str) -> dict[Any, Any]:
-        out: dict[Any, Any] = {}
+        """The mapping's keys, after those its merge key (``<<: *anchor``) brings, which its
+        own keys override wherever they stand; two own keys alike are a duplicate."""
+        merges = [(k, v) for k, v in node.value if k.tag == _MERGE]
+        if len(merges) > 1:
+            raise _error(merges[1][0], "duplicate key '<<'; merge several with <<: [*a, *b]")
+        out = self.merged(*merges[0], prefix) if merges else {}
+        own: set[Any] = set()
         for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                continue
             if isinstance(key_node, yaml.CollectionNode):
                 raise _error(key_node, "a key must be plain text or a number, not a collection")
-            key = self.construct(key_node)
+            # `=` is a plain key, as PyYAML's loaders read it (`flatten_mapping`)
+            key = "=" if key_node.tag == _VALUE else self.construct(key_node)
             path = f"{prefix}.{key}" if prefix else str(key)
-            if key in out:
+            if key in own:
                 raise FedhpoError(
                     f"duplicate key {key!r}; remove one of them",
                     key=path,
                     line=key_node.start_mark.line + 1,
                 )
+            own.add(key)
             self.lines[path] = key_node.start_mark.line + 1
             out[key] = self.value(value_node, path, key_node)
+        return out
+
+    def merged(self, key_node: yaml.Node, value_node: yaml.Node, prefix: str) -> dict[Any, Any]:
+        """What ``<<`` (``key_node``) merges: a mapping, or a list of them of which the
+        earlier wins (YAML's merge key, as PyYAML's safe loader reads it). Each merged key
+        has the line of the ``<<``: the mapping has the key because of that line."""
+        many = isinstance(value_node, yaml.SequenceNode) and value_node.tag in _PLAIN_TAGS
+        sources = value_node.value if many else [value_node]
+        out: dict[Any, Any] = {}
+        for source in reversed(sources):
+            if not isinstance(source, yaml.MappingNode) or source.tag not in _PLAIN_TAGS:
+                raise _error(
+                    source,
+                    "`<<` merges a mapping or a list of mappings, e.g. <<: *defaults or "
+                    "<<: [*a, *b]; quote it for a key named <<",
+                )
+            out.update(self.value(source, prefix, key_node))
+        for key in out:
+            self.lines[f"{prefix}.{key}" if prefix else str(key)] = key_node.start_mark.line + 1
         return out
 
     def construct(self, node: yaml.Node) -> Any:

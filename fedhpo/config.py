@@ -19,7 +19,7 @@ from typing import Any, Literal
 import yaml
 
 from fedhpo._yaml import YamlDoc, load_yaml, scalar
-from fedhpo.errors import ConfigError
+from fedhpo.errors import ConfigError, FedhpoError
 
 PartitionMethod = Literal["iid", "dirichlet", "shards", "natural"]
 
@@ -31,6 +31,21 @@ def _check(ok: bool, key: str, message: str) -> None:
 
 def _unit_open(value: float, key: str) -> None:
     _check(0.0 <= value < 1.0, key, f"must be in [0, 1), got {value}")
+
+
+#: The largest count a run config takes (rounds, epochs, steps, batch size, clients, ...):
+#: the largest int32. Far beyond what a run can do, and a larger one cannot be used at all
+#: (``local_epochs: 1e29`` overflowed numpy's step count: "Python int too large to convert
+#: to C long"). Seeds are not counts: numpy takes seeds of any size.
+MAX_COUNT = 2**31 - 1
+
+
+def _count(value: int | None, key: str, low: int = 1) -> None:
+    """``value`` (None: unset, fine) is an integer in [``low``, :data:`MAX_COUNT`]."""
+    if value is None:
+        return
+    _check(value >= low, key, f"must be >= {low}, got {value}")
+    _check(value <= MAX_COUNT, key, f"must be at most {MAX_COUNT} (2**31 - 1), got {value}")
 
 
 def _seed(value: int, key: str) -> None:
@@ -76,10 +91,10 @@ class PartitionConfig:
     """Smallest number of samples a client may get."""
 
     def __post_init__(self) -> None:
-        _check(self.num_clients >= 1, "num_clients", f"must be >= 1, got {self.num_clients}")
+        _count(self.num_clients, "num_clients")
         _check(self.alpha > 0, "alpha", f"must be > 0, got {self.alpha}")
-        _check(self.shards_per_client >= 1, "shards_per_client", "must be >= 1")
-        _check(self.min_size >= 1, "min_size", f"must be >= 1, got {self.min_size}")
+        _count(self.shards_per_client, "shards_per_client")
+        _count(self.min_size, "min_size")
 
 
 @dataclass(frozen=True)
@@ -140,10 +155,9 @@ class ClientConfig:
         _float32(self.lr, "lr", positive=True)
         _unit_open(self.momentum, "momentum")
         _float32(self.weight_decay, "weight_decay", positive=False)
-        _check(self.local_epochs >= 1, "local_epochs", f"must be >= 1, got {self.local_epochs}")
-        if self.local_steps is not None:
-            _check(self.local_steps >= 1, "local_steps", f"must be >= 1, got {self.local_steps}")
-        _check(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
+        _count(self.local_epochs, "local_epochs")
+        _count(self.local_steps, "local_steps")
+        _count(self.batch_size, "batch_size")
         _float32(self.mu, "mu", positive=False)
 
 
@@ -203,9 +217,8 @@ class FederationConfig:
     simulated time is the run's ``time_to_accuracy``."""
 
     def __post_init__(self) -> None:
-        _check(self.rounds >= 1, "rounds", f"must be >= 1, got {self.rounds}")
-        if self.clients_per_round is not None:
-            _check(self.clients_per_round >= 1, "clients_per_round", "must be >= 1")
+        _count(self.rounds, "rounds")
+        _count(self.clients_per_round, "clients_per_round")
         if self.client_fraction is not None:
             _check(
                 0.0 < self.client_fraction <= 1.0,
@@ -217,9 +230,8 @@ class FederationConfig:
             "client_fraction",
             "give either clients_per_round or client_fraction, not both",
         )
-        _check(self.eval_every >= 1, "eval_every", f"must be >= 1, got {self.eval_every}")
-        if self.val_clients is not None:
-            _check(self.val_clients >= 1, "val_clients", "must be >= 1")
+        _count(self.eval_every, "eval_every")
+        _count(self.val_clients, "val_clients")
         self._check_timing()
 
     def _check_timing(self) -> None:
@@ -332,9 +344,8 @@ class FedBuffConfig:
     """Updates staler than this are discarded (default: none are)."""
 
     def __post_init__(self) -> None:
-        if self.concurrency is not None:
-            _check(self.concurrency >= 1, "concurrency", f"must be >= 1, got {self.concurrency}")
-        _check(self.buffer_size >= 1, "buffer_size", f"must be >= 1, got {self.buffer_size}")
+        _count(self.concurrency, "concurrency")
+        _count(self.buffer_size, "buffer_size")
         exponent = self.staleness_exponent
         _check(
             exponent >= 0 and math.isfinite(exponent),
@@ -348,9 +359,8 @@ class FedBuffConfig:
             "FedAsync's hinge rule 10; far larger ones give stale updates no weight), "
             f"got {exponent:g}",
         )
-        _check(self.staleness_offset >= 0, "staleness_offset", "must be >= 0")
-        if self.max_staleness is not None:
-            _check(self.max_staleness >= 0, "max_staleness", "must be >= 0")
+        _count(self.staleness_offset, "staleness_offset", low=0)
+        _count(self.max_staleness, "max_staleness", low=0)
 
 
 @dataclass(frozen=True)
@@ -512,7 +522,7 @@ def parse_override(text: str) -> tuple[str, Any]:
 def override_values(overrides: Iterable[str]) -> dict[str, Any]:
     """``--set`` overrides as dotted paths to values. A mapping sets each of its keys and
     leaves the others: ``client={lr: 0.1, mu: 1}`` is ``client.lr=0.1 client.mu=1``, not a
-    client section of defaults but for those two."""
+    client section of defaults but for those two; so ``client={}`` sets nothing."""
     out: dict[str, Any] = {}
     for text in overrides:
         out.update(_leaves(*parse_override(text)))
@@ -520,11 +530,21 @@ def override_values(overrides: Iterable[str]) -> dict[str, Any]:
 
 
 def _leaves(key: str, value: Any) -> Iterator[tuple[str, Any]]:
-    if isinstance(value, dict) and value:
+    if isinstance(value, dict) and (value or _is_mapping_path(key)):
         for k, v in value.items():
             yield from _leaves(f"{key}.{k}", v)
-    else:
+    else:  # a value; also {} for a field, an unknown key or inside options: checked as such
         yield key, value
+
+
+def _is_mapping_path(path: str) -> bool:
+    """Whether ``path`` names a config section or a free-form mapping (``model.options``)."""
+    tp: Any = RunConfig
+    for part in path.split("."):
+        if not (isinstance(tp, type) and dataclasses.is_dataclass(tp)) or part not in _hints(tp):
+            return False
+        tp = _hints(tp)[part]
+    return dataclasses.is_dataclass(tp) or typing.get_origin(tp) is dict
 
 
 def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
@@ -537,24 +557,58 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
     return data
 
 
+@dataclass(frozen=True)
+class ConfigOrigin:
+    """Where the values of a loaded run config came from: its file (with the line of each
+    key; None for the built-in default) and the keys ``--set`` gave."""
+
+    doc: YamlDoc | None
+    overrides: frozenset[str]
+
+    def locate(self, exc: FedhpoError) -> FedhpoError:
+        """``exc`` with the source and line of its config key: ``--set`` for a key an
+        override gave, else the file and the key's line. An error about no config key (an
+        output folder, a flag) or that names its own file (a data file) stays as it is."""
+        key = exc.key
+        if exc.source is not None or key is None:
+            return exc
+        if any(_related(key, k) for k in self.overrides):
+            return exc.located(source="--set")
+        line = None if self.doc is None else self.doc.line_of(key)
+        if self.doc is None or (line is None and key.split(".")[0] not in _SECTIONS):
+            return exc
+        return exc.located(source=self.doc.source, line=line)
+
+
+def _related(key: str, other: str) -> bool:
+    """Whether dotted paths ``key`` and ``other`` are one, or one lies inside the other."""
+    return key == other or key.startswith(other + ".") or other.startswith(key + ".")
+
+
+_SECTIONS = frozenset(f.name for f in dataclasses.fields(RunConfig)) | {"config"}
+
+
 def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> RunConfig:
     """Load a run config from YAML (``None``: the built-in default) and apply overrides."""
+    return load_config_origin(path, overrides)[0]
+
+
+def load_config_origin(
+    path: str | Path | None = None, overrides: Iterable[str] = ()
+) -> tuple[RunConfig, ConfigOrigin]:
+    """:func:`load_config`, and where its values came from: errors found later, when its
+    dataset or model is built, are located with :meth:`ConfigOrigin.locate` as its own are."""
     overrides = list(overrides)
-    doc = YamlDoc({}, {}, "<default>") if path is None else load_yaml(path, ConfigError)
-    if not isinstance(doc.data, dict):
+    doc = None if path is None else load_yaml(path, ConfigError)
+    if doc is not None and not isinstance(doc.data, dict):
         raise ConfigError("a run config must be a YAML mapping", source=doc.source)
-    data = apply_overrides(dict(doc.data), overrides)
-    override_keys = set(override_values(overrides))
+    data = apply_overrides(dict(doc.data) if doc is not None else {}, overrides)
+    origin = ConfigOrigin(doc, frozenset(override_values(overrides)))
     try:
-        return _build(RunConfig, data, "")
+        return _build(RunConfig, data, ""), origin
     except ConfigError as exc:
-        from_override = exc.key is not None and any(
-            exc.key == k or exc.key.startswith(k + ".") or k.startswith(exc.key + ".")
-            for k in override_keys
-        )
-        if from_override:
-            raise exc.located(source="--set") from None
-        raise exc.located(source=doc.source, line=doc.line_of(exc.key)) from None
+        located = origin.locate(exc)
+        raise located.located(source=None if doc is None else doc.source) from None
 
 
 def dump_config(config: RunConfig, path: str | Path | None = None) -> str:

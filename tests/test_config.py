@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from pathlib import Path
 
 import pytest
@@ -129,6 +131,51 @@ def test_a_value_beyond_float32_is_a_config_error_not_a_crash(key: str, value: f
     RunConfig().with_values({key: 3.4e38})  # the largest float32 is allowed (and diverges)
 
 
+COUNTS = [
+    "client.local_epochs",
+    "client.local_steps",
+    "client.batch_size",
+    "federation.rounds",
+    "federation.clients_per_round",
+    "federation.eval_every",
+    "federation.val_clients",
+    "data.partition.num_clients",
+    "data.partition.shards_per_client",
+    "data.partition.min_size",
+    "fedbuff.concurrency",
+    "fedbuff.buffer_size",
+    "fedbuff.staleness_offset",
+    "fedbuff.max_staleness",
+]
+
+
+@pytest.mark.parametrize("key", COUNTS)
+def test_a_count_past_the_largest_int32_is_a_config_error_not_a_crash(key: str) -> None:
+    # `client.local_epochs: 1e29` (an int) was "OverflowError: Python int too large to convert
+    # to C long" from the simulator's step count, a traceback
+    with pytest.raises(ConfigError) as info:
+        RunConfig().with_values({key: 10**29})
+    assert info.value.key == key
+    assert info.value.message == f"must be at most 2147483647 (2**31 - 1), got {10**29}"
+    RunConfig().with_values({key: 2**31 - 1})  # the largest int32 is allowed
+
+
+def test_every_int_field_is_a_capped_count_or_a_seed() -> None:
+    # a new int field must be capped too (or be a seed: numpy takes seeds of any size)
+    fields = {p for p in _int_paths(RunConfig, "")}
+    assert fields == {*COUNTS, "seed", "data.seed"}
+
+
+def _int_paths(cls: type, prefix: str):
+    for f in dataclasses.fields(cls):
+        path = f"{prefix}{f.name}"
+        hint = typing.get_type_hints(cls)[f.name]
+        if dataclasses.is_dataclass(hint):
+            yield from _int_paths(hint, path + ".")
+        elif int in (hint, *typing.get_args(hint)):
+            yield path
+
+
 @pytest.mark.parametrize(
     ("values", "key", "fragment"),
     [
@@ -237,6 +284,48 @@ def test_a_mapping_override_sets_its_keys_and_keeps_the_sections_others(tmp_path
     assert nested.name == "mlp" and nested.options == {"hidden": [8]}
     with pytest.raises(ConfigError, match=r"^--set: `client.lr`: must be > 0"):
         load_config(path, ["client={lr: -1}"])
+
+
+def test_an_empty_mapping_override_changes_nothing(tmp_path: Path) -> None:
+    # `--set client={}` put the client section back to its defaults (lr 0.05, batch 16): a
+    # mapping sets each of its keys and keeps the section's others, and {} has no keys
+    path = write(
+        tmp_path,
+        "client: {lr: 0.01, local_epochs: 20, batch_size: 10}\n"
+        "model: {name: mlp, options: {hidden: [8]}}\n",
+    )
+    base = load_config(path)
+    for override in ("client={}", "model.options={}", "federation={}", "data.partition={}"):
+        assert load_config(path, [override]) == base, override
+    # inside free-form options an empty mapping is a value like any other
+    options = load_config(path, ["model.options={extra: {}}"]).model.options
+    assert options == {"hidden": [8], "extra": {}}
+    with pytest.raises(ConfigError, match=r"^--set: `clinet`: unknown key; valid keys here"):
+        load_config(path, ["clinet={}"])
+    with pytest.raises(ConfigError, match=r"^--set: `client.lr`: expected a number, got \{\}"):
+        load_config(path, ["client.lr={}"])
+    with pytest.raises(ConfigError, match=r"^--set: `client.extra`: unknown key"):
+        load_config(path, ["client={lr: 0.2, extra: {}}"])
+
+
+def test_a_merge_key_fills_a_section_and_its_own_keys_win(tmp_path: Path) -> None:
+    # `client: {<<: *d, lr: 0.2}` was "malformed YAML: could not determine a constructor for
+    # the tag 'tag:yaml.org,2002:merge'"
+    path = write(
+        tmp_path,
+        "server: &d {lr: 0.1}\nclient:\n  <<: [*d, {batch_size: 8, lr: 0.3}]\n  local_epochs: 3\n",
+    )
+    client = load_config(path).client
+    assert (client.lr, client.batch_size, client.local_epochs) == (0.1, 8, 3)
+    path = write(tmp_path, "client: &c\n  lr: 0.1\nserver:\n  <<: *c\n  lr: 0.2\n")
+    assert load_config(path).server.lr == 0.2
+    # a merged key's error points at the line of its `<<`, an own key's at its own line
+    text = "client: &c\n  lr: 0.1\n  local_epochs: 2\nserver:\n  <<: *c\n"
+    with pytest.raises(ConfigError, match=r"run.yaml:5: `server.local_epochs`: unknown key"):
+        load_config(write(tmp_path, text))
+    text = "client: &c\n  lr: 0.1\nserver:\n  <<: *c\n  momentum: 2\n"
+    with pytest.raises(ConfigError, match=r"run.yaml:5: `server.momentum`: must be in"):
+        load_config(write(tmp_path, text))
 
 
 def test_with_values_validates() -> None:

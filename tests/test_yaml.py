@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from fedhpo._yaml import MAX_DEPTH, load_yaml, parse_yaml, scalar
 from fedhpo.errors import ConfigError, FedhpoError
@@ -75,3 +76,50 @@ def test_unprintable_characters_are_one_line_with_the_line(text: str, line: int,
         parse_yaml(text, "c.yaml", ConfigError)
     assert "\n" not in str(err.value) and err.value.line == line
     assert f"character {code} is not allowed in YAML" in str(err.value)
+
+
+MERGES = [
+    # the space file of the QA report: server.lr is client.lr with another high
+    "params:\n  client.lr: &lr\n    type: float\n    low: 0.001\n    high: 1.0\n    log: true\n"
+    "  server.lr:\n    <<: *lr\n    high: 3.0\n",
+    # an own key wins wherever it stands; of a list of merged mappings the earlier wins
+    "a: &a {x: 1, y: 2}\nb: &b {y: 3, z: 4}\nc: {x: 0, <<: [*a, *b]}\nd: {<<: [*b, *a]}\n",
+    # merged mappings may merge themselves; an inline mapping merges too
+    "a: &a {x: 1}\nb: &b {<<: *a, y: 2}\nc:\n  <<: *b\n  <<<: 3\nd: {<<: {k: v}}\n",
+    "a: &a [1, 2]\nb: {<<: {k: *a}}\n",
+    # `=` is a plain key to PyYAML (its loaders turn its tag into a string in the same step)
+    "a: {=: 1, <<: {=: 2}}\n",
+]
+
+
+@pytest.mark.parametrize("text", MERGES)
+def test_merge_keys_read_as_pyyaml_reads_them(text: str) -> None:
+    # `<<: *anchor` was "malformed YAML: could not determine a constructor for the tag
+    # 'tag:yaml.org,2002:merge'", though PyYAML's safe loader reads it
+    assert parse_yaml(text, "m.yaml").data == yaml.safe_load(text)
+
+
+def test_a_merged_key_has_the_line_of_its_merge_and_an_own_key_its_own() -> None:
+    doc = parse_yaml(MERGES[0], "m.yaml")
+    assert doc.lines["params.server.lr"] == 7
+    assert [doc.lines[f"params.server.lr.{k}"] for k in ("type", "low", "log")] == [8, 8, 8]
+    assert doc.lines["params.server.lr.high"] == 9
+    assert doc.lines["params.client.lr.high"] == 5
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment", "line"),
+    [
+        # two own keys are a duplicate, merged or not
+        ("a: &a {x: 1}\nb:\n  <<: *a\n  y: 1\n  y: 2\n", "duplicate key 'y'", 5),
+        ("a: &a {x: 1}\nb:\n  <<: *a\n  <<: *a\n", "duplicate key '<<'", 4),
+        ("a: {<<: 3}\n", "`<<` merges a mapping or a list of mappings", 1),
+        ("a: {<<: [{x: 1}, 2]}\n", "`<<` merges a mapping or a list of mappings", 1),
+        ("a: &a\n  x: 1\n  <<: *a\n", "recursive alias", 3),
+    ],
+)
+def test_bad_merges_are_refused_with_line(text: str, fragment: str, line: int) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_yaml(text, "c.yaml", ConfigError)
+    assert fragment in str(err.value)
+    assert err.value.source == "c.yaml" and err.value.line == line

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import math
 import shlex
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from fedhpo.config import override_values
+from fedhpo.config import ConfigOrigin, override_values
+from fedhpo.errors import ConfigError, FedhpoError
 from fedhpo.plugins import load_plugins
 from fedhpo.space import SearchSpace, load_space
 
@@ -67,15 +69,15 @@ def _finite(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def add_config_args(parser: argparse.ArgumentParser) -> None:
-    """``--set key.path=value`` (repeatable) and ``--plugin MODULE`` (repeatable)."""
+def add_config_args(parser: argparse.ArgumentParser, what: str = "override a config value") -> None:
+    """``--set key.path=value`` (repeatable; ``what`` it does) and ``--plugin MODULE``."""
     parser.add_argument(
         "--set",
         dest="overrides",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a config value, e.g. --set client.lr=0.1 (repeatable)",
+        help=f"{what}, e.g. --set client.lr=0.1 (repeatable)",
     )
     add_plugin_arg(parser)
 
@@ -96,12 +98,27 @@ def load_args_plugins(args: argparse.Namespace) -> None:
     load_plugins(getattr(args, "plugins", []))
 
 
+@contextlib.contextmanager
+def set_located(args: argparse.Namespace) -> Iterator[None]:
+    """Errors of the body about a key ``--set`` gave (the data or model checks of a base
+    config, say) name ``--set`` as their source, as ``fedhpo run``'s do."""
+    try:
+        yield
+    except FedhpoError as exc:
+        origin = ConfigOrigin(None, frozenset(override_values(args.overrides)))
+        raise origin.locate(exc) from None
+
+
 def load_args_space(args: argparse.Namespace) -> SearchSpace:
     """``--space FILE`` with ``--base CONFIG`` and ``--set`` overrides on its base config."""
     space = load_space(args.space, base=args.base)
     if args.overrides:
         values = override_values(args.overrides)
-        space = dataclasses.replace(space, base=space.base.with_values(values))
+        try:  # the base was valid: what is wrong now came from --set, and says so as run's do
+            base = space.base.with_values(values)
+        except ConfigError as exc:
+            raise exc.located(source="--set") from None
+        space = dataclasses.replace(space, base=base)
     return space
 
 

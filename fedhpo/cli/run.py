@@ -12,7 +12,8 @@ from fedhpo.cli._common import (
     load_args_plugins,
     path_arg,
 )
-from fedhpo.config import load_config
+from fedhpo.config import RunConfig, load_config_origin
+from fedhpo.errors import FedhpoError
 from fedhpo.runs import RESULT_FILE, check_run, run
 from fedhpo.sim.datasets import build_dataset
 from fedhpo.sim.names import check_names
@@ -30,7 +31,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     load_args_plugins(args)
-    config = load_config(args.config, args.overrides)
+    config, origin = load_config_origin(args.config, args.overrides)
+    try:  # the dataset's, model's and optimizer's errors name the file and line, or --set
+        return _run(args, config)
+    except FedhpoError as exc:
+        raise origin.locate(exc) from None
+
+
+def _run(args: argparse.Namespace, config: RunConfig) -> int:
     check_names(config)  # before the progress bar: nothing is shown for a run never started
     if args.out:
         out_folder(args.out)

@@ -15,6 +15,7 @@ from fedhpo.cli._common import (
     load_args_plugins,
     load_args_space,
     positive,
+    set_located,
 )
 from fedhpo.cli._study_args import (
     add_storage_arg,
@@ -22,8 +23,10 @@ from fedhpo.cli._study_args import (
     liveness_from,
     retry_from,
 )
-from fedhpo.store import mask_url
+from fedhpo.errors import ConfigError, StudyError
+from fedhpo.store import mask_url, open_storage
 from fedhpo.store import records as rec
+from fedhpo.store.budget import load_budget
 from fedhpo.tune import cached_dataset, identity, join_study, run_steps, run_worker
 
 
@@ -42,10 +45,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--space", metavar="FILE", help="search space (to create a new study)")
     p.add_argument("--base", metavar="CONFIG", help="base run config (with --space)")
     p.add_argument("--trials", type=at_least(1), metavar="N", help="budget of a study this creates")
-    p.add_argument("--timeout", type=positive, metavar="SECONDS", help="budget: no start later")
+    p.add_argument(
+        "--timeout", type=positive, metavar="SECONDS", help="budget of a study this creates"
+    )
     add_storage_arg(p)
     add_worker_args(p)
-    add_config_args(p)
+    add_config_args(p, "override a value of the base config (with --space)")
     p.set_defaults(func=main)
 
 
@@ -55,22 +60,57 @@ def _line(_study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     print(f"trial {trial.number}: {trial.state.name.lower()}{value} ({reason})", flush=True)
 
 
+def _check_new_study_options(args: argparse.Namespace) -> None:
+    """Without --space the study is joined as it was made: refuse what would be ignored.
+
+    --base and --set shape the base config of a study this worker creates; --trials and
+    --timeout set its budget, and a study records its own (only a study made before budgets
+    were recorded takes them)."""
+    if args.space is not None:
+        return
+    for flag, given in (("--base", args.base is not None), ("--set", bool(args.overrides))):
+        if given:
+            raise ConfigError(
+                "applies only with --space, to the base config of a study this worker "
+                "creates; without --space the study is joined with the search space and base "
+                f"config it records: drop {flag}, or give --space FILE",
+                key=flag,
+            )
+    flag = "--trials" if args.trials is not None else "--timeout"
+    if (args.trials is not None or args.timeout is not None) and _records_budget(args):
+        raise StudyError(
+            f"study {args.study!r} records its own budget, shared by all its workers; {flag} "
+            f"is the budget of a study this worker creates from --space: drop {flag}",
+            key=flag,
+        )
+
+
+def _records_budget(args: argparse.Namespace) -> bool:
+    """Whether study ``--study`` exists and records a budget (without writing anything)."""
+    storage = open_storage(args.storage, retry=retry_from(args), existing=True)
+    if args.study not in set(optuna.get_all_study_names(storage)):
+        return False  # join_study says so, and how to make it
+    return load_budget(optuna.load_study(study_name=args.study, storage=storage)) is not None
+
+
 def main(args: argparse.Namespace) -> int:
+    _check_new_study_options(args)
     load_args_plugins(args)
     trials = args.trials
     space = None if args.space is None else load_args_space(args)
     if space is not None and trials is None and args.timeout is None:
         trials = space.tuner.trials
-    joined = join_study(
-        args.study,
-        args.storage,
-        space=space,
-        trials=trials,
-        timeout=args.timeout,
-        plugins=args.plugins,
-        liveness=liveness_from(args),
-        retry=retry_from(args),
-    )
+    with set_located(args):  # the data and model of the base config are checked in it
+        joined = join_study(
+            args.study,
+            args.storage,
+            space=space,
+            trials=trials,
+            timeout=args.timeout,
+            plugins=args.plugins,
+            liveness=liveness_from(args),
+            retry=retry_from(args),
+        )
     who = identity()
     b = joined.budget
     parts = [] if b.trials is None else [f"{b.trials} trials"]

@@ -471,3 +471,66 @@ def test_a_study_tune_cannot_use_stops_it_before_its_plan_is_printed(
     assert (
         "is not a SQLite database" if problem == "not a database" else "different search"
     ) in err
+
+
+@pytest.mark.parametrize(
+    ("config_text", "overrides", "where"),
+    [
+        # said "fedhpo: error: `data.options.dim`: ..." with neither file nor line
+        ("data:\n  name: synthetic\n  options:\n    dim: 0\nfederation: {rounds: 1}\n", [],
+         "bd.yaml:4: `data.options.dim`: must be >= 1, got 0"),
+        ("data: {name: synthetic, options: {beta: .nan}}\nfederation: {rounds: 1}\n", [],
+         "bd.yaml:1: `data.options.beta`: must be a finite number >= 0, got nan"),
+        ("data: {name: synthetic}\nmodel:\n  name: mlp\n  options:\n    hidden: x\n", [],
+         "bd.yaml:5: `model.options.hidden`: must be a list of positive integers"),
+        ("model:\n  name: nosuch\n", [], "bd.yaml:2: `model.name`: unknown model 'nosuch'"),
+        ("data: {name: synthetic}\n", ["data.options.dim=0"],
+         "--set: `data.options.dim`: must be >= 1, got 0"),
+        ("data: {name: synthetic}\n", ["model={name: mlp, options: {hidden: x}}"],
+         "--set: `model.options.hidden`: must be a list of positive integers"),
+        # a huge count was "OverflowError: Python int too large to convert to C long"
+        ("data: {name: synthetic}\nfederation: {rounds: 2}\n"
+         "client: {local_epochs: 100000000000000000000000000000}\n", [],
+         "bd.yaml:3: `client.local_epochs`: must be at most 2147483647 (2**31 - 1), got 1"),
+        # and "ValueError: Maximum allowed dimension exceeded"
+        ("data: {name: synthetic, options: {num_clients: 100000000000000000000000000000}}\n", [],
+         "bd.yaml:1: `data.options.num_clients`: must be at most 1000000, got 1"),
+    ],
+)  # fmt: skip
+def test_option_errors_of_a_run_name_the_file_and_line_or_set(
+    capsys, tmp_path, config_text, overrides, where
+) -> None:
+    path = tmp_path / "bd.yaml"
+    path.write_text(config_text)
+    argv = ["run", str(path)] + [a for o in overrides for a in ("--set", o)]
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2 and out == "", err
+    prefix = "fedhpo: error: " + ("" if where.startswith("--set") else str(tmp_path) + "/")
+    assert err.startswith(prefix + where), err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_run_set_with_an_empty_mapping_keeps_the_files_section(capsys, tmp_path) -> None:
+    # `--set client={}` trained at the defaults (lr 0.05, batch 16), not the file's values
+    path = tmp_path / "r.yaml"
+    path.write_text(BASE.replace("{lr: 0.05, batch_size: 16,", "{lr: 0.2, batch_size: 8,"))
+    code, _, err = run_cli(
+        capsys, "run", str(path), "--out", str(tmp_path / "x"), "--set", "client={}",
+        "--set", "federation.rounds=1",
+    )  # fmt: skip
+    assert code == 0, err
+    config = json.loads((tmp_path / "x" / "result.json").read_text())["config"]
+    assert config["client"]["lr"] == 0.2 and config["client"]["batch_size"] == 8
+
+
+@pytest.mark.parametrize("command", ["tune", "worker"])
+def test_tune_set_errors_are_reported_as_set(capsys, tmp_path, monkeypatch, command) -> None:
+    # `tune --set client.batch_size=0` said "`client.batch_size`: ..." where run says "--set:"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "base.yaml").write_text(BASE)
+    (tmp_path / "s1.yaml").write_text("base: base.yaml\nparams:\n" + LR_MU)
+    argv = [command, "--space", "s1.yaml", "--set", "client.batch_size=0", "--trials", "1"]
+    code, _, err = run_cli(capsys, *argv, *(["--study", "s1"] if command == "worker" else []))
+    assert code == 2
+    assert err == "fedhpo: error: --set: `client.batch_size`: must be >= 1, got 0\n"
+    assert not (tmp_path / "fedhpo.db").exists()

@@ -141,6 +141,29 @@ def test_a_worker_whose_data_is_missing_writes_no_study(capsys, tmp_path, monkey
     assert not (tmp_path / "fedhpo.db").exists()
 
 
+def test_a_worker_without_a_budget_for_a_new_study_writes_nothing(
+    capsys, tmp_path, monkeypatch
+) -> None:
+    # it said "has no trial budget; give --trials N or --timeout S" after creating the study
+    # (its base-config trial queued, no budget): the next worker then joined that study
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "base.yaml").write_text(BASE)
+    (tmp_path / "sp.yaml").write_text("base: base.yaml\nfidelity: {rounds: 2}\nparams:\n" + LR_MU)
+    args = ("worker", "--study", "w", "--space", "sp.yaml")
+    code, _, err = run_cli(capsys, *args)
+    assert code == 2 and err.count("\n") == 1, err
+    assert "study 'w' has no trial budget; give --trials N or --timeout S" in err
+    assert not (tmp_path / "fedhpo.db").exists()
+    code, _, err = run_cli(capsys, *args, "--storage", "no-url")  # what is wrong with it
+    assert code == 2 and "cannot parse storage URL 'no-url'" in err
+    # ... nor to a database that holds other studies
+    code, _, err = run_cli(capsys, *args[:2], "other", *args[3:], "--trials", "1")
+    assert code == 0, err
+    code, _, err = run_cli(capsys, *args)
+    assert code == 2 and "has no trial budget" in err
+    assert optuna.get_all_study_names("sqlite:///fedhpo.db") == ["other"]
+
+
 def test_the_first_worker_creates_the_study_from_a_space(capsys, tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "base.yaml").write_text(BASE)
@@ -162,3 +185,60 @@ def test_worker_mistakes_exit_2(capsys, tmp_path, monkeypatch, argv, fragment) -
     monkeypatch.chdir(tmp_path)
     code, _, err = run_cli(capsys, *argv)
     assert code == 2 and fragment in err
+
+
+@pytest.mark.parametrize(
+    ("options", "flag", "fragment"),
+    [
+        (["--base", "nonexist.yaml"], "--base", "applies only with --space"),
+        (["--set", "client.lr=abc"], "--set", "applies only with --space"),
+        (["--trials", "1"], "--trials", "study 'lm' records its own budget"),
+        (["--timeout", "60"], "--timeout", "study 'lm' records its own budget"),
+    ],
+)
+def test_a_worker_without_space_refuses_what_only_a_new_study_takes(
+    capsys, tmp_path, monkeypatch, options, flag, fragment
+) -> None:
+    # `fedhpo worker --study lm --base nonexist.yaml --set client.lr=abc --trials 1` joined
+    # the existing study and ran its trials, silently ignoring all three
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "base.yaml").write_text(BASE)
+    (tmp_path / "lm.yaml").write_text("base: base.yaml\nfidelity: {rounds: 2}\nparams:\n" + LR_MU)
+    code, _, err = run_cli(capsys, "tune", "--space", "lm.yaml", "--trials", "2", "--create-only")
+    assert code == 0, err
+    code, out, err = run_cli(capsys, "worker", "--study", "lm", *options)
+    assert code == 2 and out == ""
+    assert err.startswith(f"fedhpo: error: `{flag}`: {fragment}") and err.count("\n") == 1, err
+    assert f"drop {flag}" in err
+    assert [t.state for t in _trials(tmp_path, "lm")] == [TrialState.WAITING]  # nothing ran
+
+
+def test_a_worker_gives_a_study_without_a_budget_its_trials(capsys, tmp_path) -> None:
+    # a study made before budgets were recorded takes this worker's --trials, as it asks
+    from fedhpo.space import load_space
+    from fedhpo.tune._runner import TuneOptions, create_or_resume
+
+    (tmp_path / "base.yaml").write_text(BASE)
+    (tmp_path / "lm.yaml").write_text("base: base.yaml\nfidelity: {rounds: 2}\nparams:\n" + LR_MU)
+    url = f"sqlite:///{tmp_path / 'fedhpo.db'}"
+    create_or_resume(
+        load_space(tmp_path / "lm.yaml"), TuneOptions(storage=url, study="lm", trials=None)
+    )
+    code, _, err = run_cli(capsys, "worker", "--study", "lm", "--storage", url)
+    assert code == 2 and "has no trial budget; give --trials N" in err
+    code, out, err = run_cli(capsys, "worker", "--study", "lm", "--storage", url, "--trials", "1")
+    assert code == 0 and "ran 1 trial(s)" in out, err
+
+
+def test_a_workers_set_errors_found_when_its_data_is_built_are_reported_as_set(
+    capsys, tmp_path, monkeypatch
+) -> None:
+    # `worker --space s.yaml --set data.options.dim=0` said "`data.options.dim`: ..." alone
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "base.yaml").write_text(BASE)
+    (tmp_path / "lm.yaml").write_text("base: base.yaml\nparams:\n" + LR_MU)
+    code, _, err = run_cli(capsys, "worker", "--study", "lm", "--space", "lm.yaml", "--trials",
+                           "1", "--set", "data.options.dim=0")  # fmt: skip
+    assert code == 2
+    assert err == "fedhpo: error: --set: `data.options.dim`: must be >= 1, got 0\n"
+    assert not (tmp_path / "fedhpo.db").exists()

@@ -101,6 +101,68 @@ def test_bad_option_values_are_config_errors(options, key):
     assert exc.value.key == key
 
 
+@pytest.mark.parametrize(
+    ("name", "options", "key", "message"),
+    [
+        # `beta: .nan` said "`data.options.alpha`: alpha and beta must be >= 0"
+        ("synthetic", {"beta": float("nan")}, "beta", "must be a finite number >= 0, got nan"),
+        ("synthetic", {"alpha": float("inf")}, "alpha", "must be a finite number >= 0, got inf"),
+        ("synthetic", {"beta": -1}, "beta", "must be a finite number >= 0, got -1.0"),
+        ("synthetic", {"alpha": float("nan"), "beta": -1}, "alpha", "must be a finite number >= 0, got nan"),
+        # 1e29 clients was "ValueError: Maximum allowed dimension exceeded"
+        ("synthetic", {"num_clients": 10**29}, "num_clients", f"must be at most 1000000, got {10**29}"),
+        ("workload_w", {"num_clients": 10**29}, "num_clients", f"must be at most 1000000, got {10**29}"),
+    ],
+)  # fmt: skip
+def test_generated_options_name_their_own_key(name, options, key, message):
+    with pytest.raises(ConfigError) as exc:
+        build(name, **options)
+    assert exc.value.key == f"data.options.{key}" and exc.value.message == message
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "key", "fragment"),
+    [
+        ("synthetic", {"num_clients": 1_000_000}, "data.options",
+         "1000000 clients of 454,757,204 rows in all"),
+        ("synthetic", {"dim": 10**29}, "data.options", "30 clients of 18,089 rows in all, dim "),
+        ("synthetic", {"num_clients": 1, "dim": 10**5, "num_classes": 10**5}, "data.options",
+         "1.0e+10 values"),
+        ("workload_w", {"num_clients": 1_000_000}, "data.options.num_clients",
+         "1000000 clients (60,080,333 rows of 60 features)"),
+    ],
+)  # fmt: skip
+def test_a_generated_dataset_past_a_billion_values_is_refused_before_it_is_drawn(
+    name, options, key, fragment
+):
+    # with 100x the clients or features of the defaults or more, a build ran out of memory
+    # (or the system killed it) before it could say so
+    with pytest.raises(ConfigError) as exc:
+        build(name, **options)
+    assert exc.value.key == key and fragment in exc.value.message
+    assert "more than 1e+09 values (4 GB as float32); lower " in exc.value.message
+
+
+@pytest.mark.parametrize(
+    ("partition", "key", "fragment"),
+    [
+        ({"method": "dirichlet", "num_clients": 5000}, "data.partition.num_clients",
+         "a dirichlet split of 15,346 rows cannot give 5000 clients min_size=10 rows each"),
+        ({"method": "shards", "num_clients": 10, "min_size": 1, "shards_per_client": 10**6},
+         "data.partition.shards_per_client", "10000000 shards of 15,346 rows: some would be"),
+        ({"method": "dirichlet", "num_clients": 2**31 - 1}, "data.partition.num_clients",
+         "cannot give 2147483647 clients"),
+    ],
+)  # fmt: skip
+def test_a_split_into_more_clients_than_rows_is_refused_before_it_is_drawn(
+    partition, key, fragment
+):
+    # 2**31 - 1 clients of a Dirichlet split allocated 17 GB per class before it failed
+    with pytest.raises(DataError) as exc:
+        build("synthetic", partition, num_clients=25)
+    assert exc.value.key == key and fragment in exc.value.message
+
+
 def test_missing_required_option():
     with pytest.raises(ConfigError, match="needs this option") as exc:
         build("idx")
@@ -364,6 +426,11 @@ def test_parquet_without_pyarrow_says_how_to_fix(tables, monkeypatch):
         ({"client_column": "target", "label": "target"}, ConfigError, "data.options.client_column"),
         ({"test_fraction": 1.0}, ConfigError, "data.options.test_fraction"),
         ({"test_path": "missing.csv"}, DataError, "data.options.test_path"),
+        # said "`data.options.skiprows`: skiprows must be >= 0"
+        ({"test_skiprows": -1}, ConfigError, "data.options.test_skiprows"),
+        # pandas made a set of every line number to skip: the system killed the process
+        ({"skiprows": 10**29}, ConfigError, "data.options.skiprows"),
+        ({"test_skiprows": 10**7}, ConfigError, "data.options.test_skiprows"),
     ],
 )
 def test_csv_errors(tables, options, error, key):

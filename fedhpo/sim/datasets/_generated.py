@@ -2,13 +2,38 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from fedhpo.errors import ConfigError
 from fedhpo.sim.data import ArrayData, stream_rng
 from fedhpo.sim.datasets._registry import _option, register_dataset
+
+#: Most clients of a generated dataset (its per-client sizes are drawn first, one number
+#: each): 1,000 times workload W's.
+MAX_CLIENTS = 1_000_000
+#: Most values (features, and Synthetic's per-client model weights) a generated dataset may
+#: draw: 1e9, 4 GB as float32, 270 times workload W. A larger draw ran out of memory, or was
+#: killed by the system, before it could say so; the check comes before anything is drawn.
+MAX_VALUES = 10**9
+
+
+def _count(value: int, option: str, most: int | None = None) -> None:
+    _option(value >= 1, option, f"must be >= 1, got {value}")
+    if most is not None:
+        _option(value <= most, option, f"must be at most {most}, got {value}")
+
+
+def _values(values: int, key: str, what: str, fix: str) -> None:
+    if values > MAX_VALUES:
+        raise ConfigError(
+            f"{what} are {values:.1e} values, more than {MAX_VALUES:.0e} values (4 GB as "
+            f"float32); lower {fix}",
+            key=key,
+        )
 
 
 def _fedprox_device(
@@ -39,11 +64,22 @@ def synthetic(
     device are its training rows and the rest join the global test set (rows are i.i.d.
     inside a device, so this is FedProx's shuffled 90/10 split).
     """
-    for opt, value in (("num_clients", num_clients), ("dim", dim), ("num_classes", num_classes)):
-        _option(value >= 1, opt, f"must be >= 1, got {value}")
-    _option(alpha >= 0 and beta >= 0, "alpha", "alpha and beta must be >= 0")
+    _count(num_clients, "num_clients", MAX_CLIENTS)
+    _count(dim, "dim")
+    _count(num_classes, "num_classes")
+    for opt, value in (("alpha", alpha), ("beta", beta)):  # each names its own key
+        ok = math.isfinite(value) and value >= 0
+        _option(ok, opt, f"must be a finite number >= 0, got {value}")
     rng = stream_rng(seed, "synthetic")
     sizes = rng.lognormal(4, 2, num_clients).astype(np.int64) + 50
+    rows = int(sizes.sum())
+    _values(
+        rows * dim + num_clients * (dim + 1) * num_classes,
+        "data.options",
+        f"{num_clients} clients of {rows:,} rows in all, dim {dim} and {num_classes} classes "
+        "(features and the clients' models)",
+        "num_clients, dim or num_classes",
+    )
     sd = np.power(np.arange(1, dim + 1, dtype=np.float64), -1.2) ** 0.5
     if iid:
         means = np.zeros((num_clients, dim))
@@ -172,10 +208,14 @@ def workload_w(*, seed: int, num_clients: int = 1000) -> ArrayData:
     Rows come out grouped by client and in random order inside each client (``presorted``),
     written in place into one float32 array, so :func:`federate` makes no copy of them.
     """
-    _option(num_clients >= 1, "num_clients", f"must be >= 1, got {num_clients}")
-    teacher = _w_teacher(stream_rng(seed, "workload_w/teacher"))
+    _count(num_clients, "num_clients", MAX_CLIENTS)
     rng = stream_rng(seed, "workload_w/clients")
-    client, y = _w_labels(rng, _w_sizes(rng, num_clients))
+    sizes = _w_sizes(rng, num_clients)
+    rows = int(sizes.sum())
+    what = f"{num_clients} clients ({rows:,} rows of {_W_DIM} features)"
+    _values(rows * _W_DIM, "data.options.num_clients", what, "num_clients")
+    teacher = _w_teacher(stream_rng(seed, "workload_w/teacher"))
+    client, y = _w_labels(rng, sizes)
     x = np.empty((len(y), _W_DIM), dtype=np.float32)
     _fill_from_pools(x, y, teacher, stream_rng(seed, "workload_w/pools"))
     test_rng = stream_rng(seed, "workload_w/test")

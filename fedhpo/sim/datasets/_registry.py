@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from pathlib import PurePath
 from typing import Any
 
-from fedhpo.config import DataConfig
+from fedhpo.config import DataConfig, PartitionConfig
 from fedhpo.errors import ConfigError, DataError
 from fedhpo.plugins import calling, defined_at, qualname
 from fedhpo.sim.data import ArrayData, FederatedDataset, federate
@@ -219,7 +219,31 @@ def build_dataset(cfg: DataConfig) -> FederatedDataset:
             "builder must return ArrayData",
             key="data.name",
         )
+    _check_split(len(data.y), cfg.partition, data.client is not None)
     return federate(data, cfg, cfg.name)
+
+
+def _check_split(rows: int, part: PartitionConfig, has_clients: bool) -> None:
+    """Refuse a label split that cannot work before it draws anything per client: a split of
+    ``2**31 - 1`` Dirichlet clients took 17 GB per class before it found them too many."""
+    method = part.method or ("natural" if has_clients else "iid")
+    if method not in ("dirichlet", "shards"):
+        return  # natural keeps the clients there are; iid says it before it draws
+    if part.num_clients * part.min_size > rows:
+        raise DataError(
+            f"a {method} split of {rows:,} rows cannot give {part.num_clients} clients "
+            f"min_size={part.min_size} rows each; lower data.partition.num_clients or "
+            "data.partition.min_size",
+            key="data.partition.num_clients",
+        )
+    shards = part.num_clients * part.shards_per_client
+    if method == "shards" and shards > rows:
+        raise DataError(
+            f"{part.num_clients} clients of {part.shards_per_client} shards each are "
+            f"{shards} shards of {rows:,} rows: some would be empty; lower "
+            "data.partition.shards_per_client or data.partition.num_clients",
+            key="data.partition.shards_per_client",
+        )
 
 
 def _option(ok: bool, option: str, message: str) -> None:

@@ -22,6 +22,9 @@ from fedhpo.sim.datasets._table_clean import (
 )
 
 _TABLE_SUFFIXES = ".csv, .csv.gz or .parquet"
+#: Most lines ``skiprows``/``test_skiprows`` skip before the header (pandas holds a set of
+#: their numbers, about 60 MB for this many).
+MAX_SKIPROWS = 1_000_000
 
 
 def _read_parquet(path: Path, key: str) -> Any:
@@ -259,7 +262,10 @@ def csv(
     import pandas as pd
 
     _option(0.0 < test_fraction < 1.0, "test_fraction", f"must be in (0, 1), got {test_fraction}")
-    _option(skiprows >= 0 and test_skiprows >= 0, "skiprows", "skiprows must be >= 0")
+    for option, lines in (("skiprows", skiprows), ("test_skiprows", test_skiprows)):
+        _option(lines >= 0, option, f"must be >= 0, got {lines}")
+        # pandas makes a set of the line numbers to skip: 1e29 of them was killed for memory
+        _option(lines <= MAX_SKIPROWS, option, f"must be at most {MAX_SKIPROWS}, got {lines}")
     tables = [_read_table(path, header, skiprows, "data.options.path", "skiprows")]
     if test_path is not None:
         test = _read_table(
