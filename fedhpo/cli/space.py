@@ -8,7 +8,7 @@ import pandas as pd
 
 from fedhpo.cli._common import add_plugin_arg, console, load_args_plugins
 from fedhpo.cli._format import add_format_arg, print_frame
-from fedhpo.errors import FedhpoError
+from fedhpo.errors import DataError
 from fedhpo.space import SearchSpace, describe, load_space
 from fedhpo.tune import cached_dataset, check_runnable, run_costs
 
@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     load_args_plugins(args)
     space = load_space(args.file, base=args.base)
-    check_runnable(space)  # registry names (dataset, model, server optimizer), validation data
+    check_runnable(space)  # names, options, base data options, validation rows, builds
     frame = pd.DataFrame(describe(space))
     if args.format != "table":
         print_frame(frame, args.format)
@@ -50,11 +50,13 @@ def main(args: argparse.Namespace) -> int:
 
 def _costs(space: SearchSpace) -> str:
     """What a full run of the space's configs costs; the file is valid without its data, so
-    data that cannot be built here is said, not raised."""
+    data that cannot be built here (a DataError: a file not on this machine) is said, not
+    raised. Options the dataset refuses were raised by ``check_runnable``."""
     try:
-        costs = run_costs(space, cached_dataset(space.base.data))
-    except FedhpoError as exc:
+        dataset = cached_dataset(space.base.data)
+    except DataError as exc:
         return f"not computed: the base config's data cannot be built here ({exc})"
+    costs = run_costs(space, dataset)
     if costs is None:
         return "not computed: no config drawn from the space could be built"
     what = costs.describe() if costs.varies else "1 for every config drawn"

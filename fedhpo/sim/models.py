@@ -58,6 +58,19 @@ def takes_any_option(name: str) -> bool:
     return _option_names(_lookup(name))[1]
 
 
+def check_model_options(cfg: ModelConfig) -> None:
+    """Raise :class:`~fedhpo.errors.ConfigError` listing the valid ones if the model
+    ``cfg.name`` does not take an option of ``cfg.options`` (their names only)."""
+    valid, accepts_any = _option_names(_lookup(cfg.name))
+    for key in cfg.options:
+        if not accepts_any and key not in valid:
+            listing = ", ".join(valid) if valid else "none"
+            raise ConfigError(
+                f"unknown option for model {cfg.name!r}; valid options: {listing}",
+                key=f"model.options.{key}",
+            )
+
+
 def build_model(
     cfg: ModelConfig, input_shape: Sequence[int], num_classes: int, seed: int
 ) -> nn.Module:
@@ -68,15 +81,8 @@ def build_model(
     returns no ``nn.Module``, or one that does not map a batch of ``input_shape`` features
     to float logits of shape ``(batch, num_classes)`` (run once on zeros to check).
     """
+    check_model_options(cfg)
     factory = _lookup(cfg.name)
-    valid, accepts_any = _option_names(factory)
-    for key in cfg.options:
-        if not accepts_any and key not in valid:
-            listing = ", ".join(valid) if valid else "none"
-            raise ConfigError(
-                f"unknown option for model {cfg.name!r}; valid options: {listing}",
-                key=f"model.options.{key}",
-            )
     shape = tuple(int(d) for d in input_shape)
     what = f"model {cfg.name!r}"
     with torch.random.fork_rng(devices=[]):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -100,12 +100,37 @@ def check_server_optimizer(name: str) -> None:
         )
 
 
+def server_settings(name: str) -> tuple[str, ...] | None:
+    """The ``server.*`` settings the optimizer ``name`` reads (``("lr", "momentum")`` for
+    sgd), or None for a plugin's: it is given the whole server section, ``options`` included.
+    An unknown name is a :class:`~fedhpo.errors.ConfigError`."""
+    check_server_optimizer(name)
+    factory = _OPTIMIZERS[name]
+    reads = getattr(factory, "reads", None)
+    return None if is_plugin(factory) or reads is None else tuple(reads)
+
+
+def check_server_options(cfg: ServerConfig) -> None:
+    """Raise :class:`~fedhpo.errors.ConfigError` if ``cfg.options`` is not empty for a
+    built-in optimizer, which takes none (they are for a plugin's optimizer)."""
+    reads = server_settings(cfg.optimizer)
+    if reads is not None and cfg.options:
+        raise ConfigError(
+            f"unknown option for server optimizer {cfg.optimizer!r}; valid options: none "
+            f"(server.options is for a plugin's server optimizer; {cfg.optimizer} is set by "
+            f"{', '.join('server.' + r for r in reads)})",
+            key=f"server.options.{next(iter(cfg.options))}",
+        )
+
+
 def make_server_optimizer(cfg: ServerConfig) -> ServerOptimizer[Any]:
     """The optimizer ``cfg.optimizer`` names, configured from ``cfg``.
 
-    A plugin's comes wrapped in :class:`CheckedOptimizer`: its mistakes are ConfigErrors.
+    Options a built-in optimizer does not take are a ConfigError (:func:`check_server_options`);
+    a plugin's optimizer comes wrapped in :class:`CheckedOptimizer`: its mistakes are
+    ConfigErrors.
     """
-    check_server_optimizer(cfg.optimizer)
+    check_server_options(cfg)
     factory = _OPTIMIZERS[cfg.optimizer]
     return CheckedOptimizer(cfg, factory) if is_plugin(factory) else factory(cfg)
 
@@ -188,6 +213,9 @@ class ServerSGD:
     lr 1 and momentum 0 is FedAvg; momentum > 0 is FedAvgM. Momentum 0 keeps no buffer.
     """
 
+    reads: ClassVar[tuple[str, ...]] = ("lr", "momentum")
+    """The ``server.*`` settings it uses (:func:`server_settings`)."""
+
     def __init__(self, cfg: ServerConfig) -> None:
         self.lr = cfg.lr
         self.momentum = cfg.momentum
@@ -214,6 +242,9 @@ class AdaptiveServerOptimizer:
     (the paper only asks ``v_{-1} >= tau**2``; this choice makes the first step of all three
     rules well defined and keeps ``v > 0`` for Yogi's sign-based update).
     """
+
+    reads: ClassVar[tuple[str, ...]] = ("lr", "beta1", "beta2", "tau")
+    """The ``server.*`` settings it uses (:func:`server_settings`)."""
 
     def __init__(self, cfg: ServerConfig) -> None:
         self.lr = cfg.lr
@@ -259,6 +290,8 @@ class ServerYogi(AdaptiveServerOptimizer):
 @register_server_optimizer("adagrad")
 class ServerAdagrad(AdaptiveServerOptimizer):
     """FedAdagrad: ``v = v + delta**2``."""
+
+    reads: ClassVar[tuple[str, ...]] = ("lr", "beta1", "tau")
 
     def second_moment(self, v: Tensor, delta_sq: Tensor) -> Tensor:
         return v + delta_sq

@@ -3,6 +3,7 @@ dataset option types, model options (each a clean error before a study is writte
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 from torch import nn
 
-from fedhpo.errors import DataError, SearchSpaceError
+from fedhpo.errors import ConfigError, DataError, SearchSpaceError
 from fedhpo.sim import models
 from fedhpo.sim.evaluation import validation_sample
 from fedhpo.sim.models import register_model
@@ -92,6 +93,30 @@ def test_data_that_cannot_be_built_here_is_left_to_whoever_builds_it(tmp_path):
     check_runnable(load_space(write_space(tmp_path, LR, base)))
 
 
+def test_base_dataset_options_the_dataset_refuses_are_an_error_at_the_base_file(tmp_path):
+    # `space check` said valid ("cost ... not computed: the base config's data cannot be built
+    # here"), and tune said "`data.options.dim`: must be >= 1, got 0" without a file
+    base = BASE.replace("num_clients: 12}", "num_clients: 12, dim: 0}")
+    path = write_space(tmp_path, LR, base)
+    with pytest.raises(ConfigError, match="must be >= 1, got 0") as exc:
+        check_runnable(load_space(path))
+    assert exc.value.source == str(tmp_path / "base.yaml") and exc.value.line == 3
+    assert str(exc.value).endswith("base.yaml:3: `data.options.dim`: must be >= 1, got 0")
+    db = tmp_path / "never.db"
+    with pytest.raises(ConfigError, match="base.yaml:3: `data.options.dim`"):
+        tune(path, storage=f"sqlite:///{db}", trials=2, log=lambda _: None)
+    assert not db.exists()
+
+
+def test_a_base_value_the_base_file_does_not_give_is_not_placed_in_it(tmp_path):
+    # `tune --set data.options.dim=0` changes the base after it is read: line 3 has no 0
+    space = load_space(write_space(tmp_path, LR))
+    space = dataclasses.replace(space, base=space.base.with_values({"data.options.dim": 0}))
+    with pytest.raises(ConfigError) as exc:
+        check_runnable(space)
+    assert str(exc.value) == "`data.options.dim`: must be >= 1, got 0"
+
+
 # ----------------------------------------------------------------- dataset option types
 
 
@@ -166,3 +191,78 @@ def test_a_model_taking_any_option_takes_the_base_options(tmp_path, model_regist
 
     param = "  model.name: {type: categorical, choices: [mlp, anything_goes]}\n"
     check_runnable(load_space(write_space(tmp_path, param, MLP_BASE)))
+
+
+def test_a_searched_model_option_the_base_model_does_not_take_is_a_space_error(tmp_path):
+    # `space check` said valid; every trial failed "unknown option for model 'logreg'"
+    param = '  model.options.hidden: {type: categorical, choices: [16, "x", null]}\n'
+    path = write_space(tmp_path, param)
+    with pytest.raises(SearchSpaceError, match="model 'logreg' takes no option 'hidden'") as exc:
+        check_runnable(load_space(path))
+    assert exc.value.key == "params.model.options.hidden" and exc.value.line == 4
+    assert exc.value.source == str(path)
+    assert exc.value.message == (
+        "model 'logreg' takes no option 'hidden' (its options: none), which this space "
+        "searches for it; remove params.model.options.hidden, or set model.name in the base "
+        "config (or search it) to a model that takes it"
+    )
+    db = tmp_path / "never.db"
+    with pytest.raises(SearchSpaceError, match="takes no option 'hidden'"):
+        tune(path, storage=f"sqlite:///{db}", trials=2, log=lambda _: None)
+    assert not db.exists()
+
+
+MLP_ONLY = BASE.replace("model: {name: logreg}", "model: {name: mlp}")
+
+
+def test_each_choice_of_a_searched_model_option_is_built_as_its_trials_build_it(tmp_path):
+    # `space check` said valid; every trial failed "must be a list of positive integers"
+    param = "  model.options.hidden: {type: categorical, choices: [16, 32]}\n"
+    path = write_space(tmp_path, param, MLP_ONLY)
+    with pytest.raises(SearchSpaceError) as exc:
+        check_runnable(load_space(path))
+    assert exc.value.key == "params.model.options.hidden.choices" and exc.value.line == 4
+    assert exc.value.message == (
+        "choice 16: `model.options.hidden`: must be a list of positive integers, "
+        "e.g. [64, 32], got 16"
+    )
+    db = tmp_path / "never.db"
+    with pytest.raises(SearchSpaceError, match="choice 16: `model.options.hidden`"):
+        tune(path, storage=f"sqlite:///{db}", trials=2, log=lambda _: None)
+    assert not db.exists()
+
+
+@pytest.fixture
+def wide(model_registry):
+    """Model `wide`, whose option `width` must be >= 1."""
+
+    @register_model("wide")
+    def wide(input_shape, num_classes, width: int = 4) -> nn.Module:
+        if width < 1:
+            raise ValueError(f"width must be >= 1, got {width}")
+        return nn.Sequential(
+            nn.Linear(int(np.prod(input_shape)), width), nn.Linear(width, num_classes)
+        )
+
+
+def test_a_model_option_choice_is_built_with_each_model_it_applies_to(tmp_path, wide):
+    choices = "  model.name: {type: categorical, choices: [logreg, wide]}\n"
+    width = (
+        "  model.options.width: {type: categorical, choices: [4, 0], when: {model.name: wide}}\n"
+    )
+    with pytest.raises(SearchSpaceError) as exc:
+        check_runnable(load_space(write_space(tmp_path, choices + width)))
+    assert exc.value.key == "params.model.options.width.choices" and exc.value.line == 5
+    message = exc.value.message
+    assert message.startswith("choice 0 (model 'wide'): model 'wide' (")
+    assert message.endswith("raised ValueError: width must be >= 1, got 0; fix it there")
+    check_runnable(load_space(write_space(tmp_path, choices + width.replace("[4, 0]", "[4, 8]"))))
+
+
+def test_the_ends_of_a_model_option_range_are_built(tmp_path, wide):
+    base = BASE.replace("model: {name: logreg}", "model: {name: wide}")
+    param = "  model.options.width: {type: int, low: 0, high: 8}\n"
+    with pytest.raises(SearchSpaceError, match="raised ValueError: width must be >= 1") as exc:
+        check_runnable(load_space(write_space(tmp_path, param, base)))
+    assert exc.value.key == "params.model.options.width.low" and exc.value.line == 4
+    check_runnable(load_space(write_space(tmp_path, param.replace("low: 0", "low: 1"), base)))
