@@ -31,7 +31,14 @@ from fedhpo.store import (
     records,
     storage_flag,
 )
-from fedhpo.tune import cached_dataset, check_resumable, check_runnable, run_costs, tune
+from fedhpo.tune import (
+    cached_dataset,
+    check_no_trials,
+    check_resumable,
+    check_runnable,
+    run_costs,
+    tune,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -86,6 +93,11 @@ def main(args: argparse.Namespace) -> int:
         trials, budget = space.tuner.trials, space.tuner.budget
     study_name = args.study if args.study is not None else Path(space.source).stem
     check_study_name(study_name)  # before the plan is printed
+    promote = space.tuner.promote or 0 if args.promote is None else args.promote
+    if trials == 0:  # only promotes an existing study: anything else is an error here
+        check_no_trials(
+            space, args.storage, study_name, promote=promote, create_only=args.create_only
+        )
     if args.create_only:
         return _create_only(args, space, study_name, trials, budget)
     check_runnable(space)  # a clear error before the data is built
@@ -93,6 +105,8 @@ def main(args: argparse.Namespace) -> int:
     costs = run_costs(space, dataset) if budget else None
     check_resumable(space, args.storage, study_name)  # the storage, and a study to resume
     plan = [f"{trials} trials" if trials else "", f"budget {budget:g} full runs" if budget else ""]
+    if trials == 0:
+        plan[0] = f"no new trials, promote the top {promote}"
     console.print(
         f"study [bold]{escape(study_name)}[/bold] in {escape(mask_url(args.storage))}: "
         f"{', '.join(p for p in plan if p)}, "

@@ -34,11 +34,11 @@ SPACE_FILE = "space_file"
 SPACE_TEXT = "space_text"
 BASE_CONFIG = "base_config"  # the full-fidelity base run config (dict)
 OBJECTIVES = "objectives"  # [{"metric": ..., "direction": ...}]
-PROMOTIONS = "promotions"  # {"<trial number>": {"seeds": [...], "values": [...], ...}}
+PROMOTIONS = "promotions"  # {"<trial number>": {"seeds", "values", "run_steps", "config", ...}}
 BUDGET = "budget"  # {"trials": total, "timeout": seconds, "started": epoch seconds} of all workers
 FIDELITY_CHECK = "fidelity_check"  # the calibration: rank correlation per rung, the choice
 SESSIONS = "sessions"  # how many `fedhpo tune` sessions began on the study (seeds differ)
-COMPUTE = "compute"  # {"full_run_steps": ..., "spent_steps": ...} of the last tune session
+COMPUTE = "compute"  # {"trial_steps", "promotion_steps", "full_runs", ...} of the last session
 
 CURVE_KEYS = ("train_loss", "val_loss", "val_accuracy", "sim_seconds")
 

@@ -23,16 +23,23 @@ from optuna.trial import TrialState
 
 from fedhpo.errors import StudyError
 from fedhpo.space import SearchSpace, load_space
-from fedhpo.store import DEFAULT_STORAGE, Liveness, RetryPolicy, check_study_name, open_storage
+from fedhpo.store import (
+    DEFAULT_STORAGE,
+    Liveness,
+    RetryPolicy,
+    check_study_name,
+    mask_url,
+    open_storage,
+)
 from fedhpo.store import records as rec
 from fedhpo.tune._budget import RunCosts, run_costs, run_steps, spent_steps
 from fedhpo.tune._calibrate import FidelityCheck, check_fidelity
 from fedhpo.tune._checks import check_runnable
 from fedhpo.tune._factories import make_sampler
 from fedhpo.tune._fidelity import Schedule, full_config, make_pruner, schedule, trial_config
-from fedhpo.tune._join import Joined, join_study, run_worker
+from fedhpo.tune._join import Joined, join_study, run_worker, stored_study
 from fedhpo.tune._objective import Objective, PruningCallback, Simulate, cached_dataset, simulate
-from fedhpo.tune._promote import promote, promotion_reserve
+from fedhpo.tune._promote import Promotion, promote, promotion_reserve
 from fedhpo.tune._runner import (
     Progress,
     TuneOptions,
@@ -49,12 +56,14 @@ __all__ = [
     "FidelityCheck",
     "Joined",
     "Objective",
+    "Promotion",
     "PruningCallback",
     "RunCosts",
     "Schedule",
     "Simulate",
     "TuneOptions",
     "cached_dataset",
+    "check_no_trials",
     "check_resumable",
     "check_runnable",
     "full_config",
@@ -120,6 +129,8 @@ def tune(
     promote_top = space.tuner.promote or 0 if promote_top is None else promote_top
     seeds = space.tuner.seeds if seeds is None else seeds
     name = study if study is not None else Path(space.source).stem
+    if trials == 0:
+        check_no_trials(space, storage, name, promote=promote_top, create_only=create_only)
     opts = TuneOptions(
         storage=storage,
         study=name,
@@ -140,7 +151,7 @@ def tune(
         return optuna.load_study(study_name=name, storage=open_storage(storage))
     opts = dataclasses.replace(opts, session=begin_session(opts, handle))
     check = _calibrate(space, opts, handle, progress, log, run, budget, full_steps)
-    reserve = promotion_reserve(space, promote_top, seeds, full_steps)
+    reserve = promotion_reserve(space, promote_top, seeds, full_steps, handle)
     limit = None if budget is None else int(budget * full_steps) - reserve
     opts = dataclasses.replace(
         opts, limit_steps=limit, min_rounds=None if check is None else check["chosen"]
@@ -156,12 +167,49 @@ def tune(
         progress = _counting_from(progress, done)
     if (opts.trials is None or opts.trials > 0) and (limit is None or limit > 0):
         run_trials(space, opts, progress, run, before)
+    promoted = 0
     if promote_top > 0 and not space.is_multi_objective:
         left = None if budget is None else int(budget * full_steps) - spent_steps(handle, before)
-        promote(space, opts, log, run, left)
+        promoted = promote(space, opts, log, run, left).steps
     result = optuna.load_study(study_name=name, storage=open_storage(storage))
-    _record_compute(result, before, full_steps, budget)
+    _record_compute(result, before, full_steps, budget, promoted)
     return result
+
+
+def check_no_trials(
+    space: SearchSpace,
+    storage: str | optuna.storages.BaseStorage,
+    study: str,
+    *,
+    promote: int,
+    create_only: bool = False,
+) -> None:
+    """StudyError, before anything is written, unless a session of no new trials (``trials=0``)
+    does something: promote the top ``promote`` trials of the existing ``study``."""
+    if create_only:
+        raise StudyError(
+            "0 with --create-only makes a study that runs no trial; give --trials N >= 1",
+            key="--trials",
+        )
+    if space.is_multi_objective:
+        raise StudyError(
+            "0 runs no trial, and a study of several objectives promotes none; give --trials N "
+            ">= 1",
+            key="--trials",
+        )
+    if promote <= 0:
+        raise StudyError(
+            "0 runs no trial and promotes none; give --trials N >= 1, or --trials 0 --promote K "
+            "to re-run the top K of an existing study at full fidelity without new trials",
+            key="--trials",
+        )
+    if stored_study(storage, study) is None:
+        where = mask_url(storage) if isinstance(storage, str) else "the storage"
+        raise StudyError(
+            f"0 only promotes the trials of an existing study, and {where} holds no study "
+            f"{study!r}; give --trials N >= 1",
+            key="--trials",
+        )
 
 
 def _check_counts(**given: float | None) -> None:
@@ -248,10 +296,14 @@ def _share(cost: float, budget: float | None) -> str:
 
 
 def _record_compute(
-    study: optuna.Study, before: frozenset[int], full_steps: int, budget: float | None
+    study: optuna.Study,
+    before: frozenset[int],
+    full_steps: int,
+    budget: float | None,
+    promoted: int,
 ) -> None:
-    """This session's compute (trials and promotion re-runs) in steps and full runs."""
-    promoted = sum(int(p.get("steps") or 0) for p in rec.promotions(study).values())
+    """This session's compute in steps and full runs: its trials' and the ``promoted`` steps
+    of the promotion runs it made (earlier sessions' runs, reused or not, are theirs)."""
     spent = spent_steps(study, before)
     study.set_user_attr(
         rec.COMPUTE,

@@ -16,7 +16,7 @@ from fedhpo.space import SearchSpace
 from fedhpo.store import Liveness, RetryPolicy, open_storage
 from fedhpo.store import records as rec
 from fedhpo.store.budget import Budget, done, load_budget, save_budget
-from fedhpo.store.lock import StudyLock
+from fedhpo.store.lock import StudyLock, lock_path
 from fedhpo.tune._checks import check_runnable
 from fedhpo.tune._objective import cached_dataset
 from fedhpo.tune._runner import TuneOptions, create_or_resume, work
@@ -37,6 +37,42 @@ def _exists(storage: str, study: str) -> bool:
     return study in names
 
 
+def _no_budget(study: str) -> StudyError:
+    return StudyError(
+        f"study {study!r} has no trial budget; give --trials N or --timeout S", key="--trials"
+    )
+
+
+def _recorded_budget(storage: str, study: str) -> Budget | None:
+    """The budget recorded on ``study``; None if it has none or does not exist yet. Only
+    reads (:func:`stored_study`)."""
+    found = stored_study(storage, study)
+    return None if found is None else load_budget(found)
+
+
+def stored_study(storage: str | optuna.storages.BaseStorage, study: str) -> optuna.Study | None:
+    """``study`` if ``storage`` holds it, else None; only reads: a SQLite file that does not
+    exist is not made (and holds no study). StudyError for a storage that cannot be opened."""
+    try:
+        handle = open_storage(storage, existing=True)
+    except StudyError:
+        if isinstance(storage, str) and _database_missing(storage):
+            return None
+        raise
+    if study not in set(optuna.get_all_study_names(handle)):
+        return None
+    return optuna.load_study(study_name=study, storage=handle)
+
+
+def _database_missing(storage: str) -> bool:
+    """A SQLite URL whose file does not exist (False for a URL that names no file)."""
+    try:
+        lock = lock_path(storage)  # "<database file>.lock"; None for other backends
+    except Exception:  # an unparsable URL: the caller raises open_storage's error about it
+        return False
+    return lock is not None and not lock.with_suffix("").exists()
+
+
 def _ensure_budget(opts: TuneOptions, trials: int | None, timeout: float | None) -> Budget:
     """The study's budget; a study without one gets ``trials`` more trials / ``timeout``."""
     with StudyLock(opts.storage, opts.study, opts.retry).held():
@@ -45,10 +81,7 @@ def _ensure_budget(opts: TuneOptions, trials: int | None, timeout: float | None)
         if budget is not None:
             return budget
         if trials is None and timeout is None:
-            raise StudyError(
-                f"study {opts.study!r} has no trial budget; give --trials N or --timeout S",
-                key="--trials",
-            )
+            raise _no_budget(opts.study)
         existing = study.get_trials(deepcopy=False)
         total = None if trials is None else done(existing) + trials
         budget = Budget(trials=total, timeout=timeout)
@@ -81,6 +114,8 @@ def join_study(
     if space is not None:
         check_runnable(space)  # registry names, validation data: before a study is written
         cached_dataset(space.config_for({}).data)  # and the data (a missing file, say)
+        if trials is None and timeout is None and _recorded_budget(storage, study) is None:
+            raise _no_budget(study)  # nothing to create a study with
         create_or_resume(space, opts)  # checks that an existing study has the same space
     elif not _exists(storage, study):
         raise StudyError(
