@@ -17,6 +17,7 @@ from fedhpo.cli._common import (
     load_args_space,
     plugin_flags,
     positive,
+    set_located,
 )
 from fedhpo.cli._format import leader_note, print_frame
 from fedhpo.cli._study_args import add_storage_arg, add_worker_args, liveness_from, retry_from
@@ -99,9 +100,11 @@ def main(args: argparse.Namespace) -> int:
             space, args.storage, study_name, promote=promote, create_only=args.create_only
         )
     if args.create_only:
-        return _create_only(args, space, study_name, trials, budget)
-    check_runnable(space)  # a clear error before the data is built
-    dataset = cached_dataset(space.base.data)  # a data error before anything is written
+        with set_located(args):
+            return _create_only(args, space, study_name, trials, budget)
+    with set_located(args):  # the checks find what --set broke in the base data or model
+        check_runnable(space)  # a clear error before the data is built
+        dataset = cached_dataset(space.base.data)  # a data error before anything is written
     costs = run_costs(space, dataset) if budget else None
     check_resumable(space, args.storage, study_name)  # the storage, and a study to resume
     plan = [f"{trials} trials" if trials else "", f"budget {budget:g} full runs" if budget else ""]

@@ -534,3 +534,18 @@ def test_tune_set_errors_are_reported_as_set(capsys, tmp_path, monkeypatch, comm
     assert code == 2
     assert err == "fedhpo: error: --set: `client.batch_size`: must be >= 1, got 0\n"
     assert not (tmp_path / "fedhpo.db").exists()
+
+
+@pytest.mark.parametrize("create_only", [False, True])
+def test_tune_set_errors_found_by_the_checks_are_reported_as_set(
+    capsys, tmp_path, monkeypatch, create_only
+) -> None:
+    # the data options are checked as the base data is built, after --set was applied
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "base.yaml").write_text(BASE)
+    (tmp_path / "s1.yaml").write_text("base: base.yaml\nparams:\n" + LR_MU)
+    argv = ["tune", "--space", "s1.yaml", "--set", "data.options.dim=0", "--trials", "1"]
+    code, _, err = run_cli(capsys, *argv, *(["--create-only"] if create_only else []))
+    assert code == 2
+    assert err == "fedhpo: error: --set: `data.options.dim`: must be >= 1, got 0\n"
+    assert not (tmp_path / "fedhpo.db").exists()
