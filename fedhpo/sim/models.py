@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import itertools
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -165,6 +166,10 @@ def logreg(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     )
 
 
+MAX_PARAMETERS = 1_000_000_000
+"""The largest built-in model (mlp) built: a billion float32 parameters are 4 GB."""
+
+
 @register_model("mlp")
 def mlp(input_shape: tuple[int, ...], num_classes: int, hidden: Sequence[int] = (64,)) -> nn.Module:
     """Flatten, then Linear + ReLU per ``hidden`` width, then a linear output layer."""
@@ -174,6 +179,14 @@ def mlp(input_shape: tuple[int, ...], num_classes: int, hidden: Sequence[int] = 
     if not ok:
         raise ConfigError(
             f"must be a list of positive integers, e.g. [64, 32], got {hidden!r}",
+            key="model.options.hidden",
+        )
+    widths = [math.prod(input_shape), *hidden, num_classes]
+    size = sum((a + 1) * b for a, b in itertools.pairwise(widths))
+    if size > MAX_PARAMETERS:
+        raise ConfigError(
+            f"{hidden!r} gives an mlp of {size:,} parameters (at most {MAX_PARAMETERS:,}, "
+            "4 GB as float32, before each client's copy); give narrower layers",
             key="model.options.hidden",
         )
     layers: OrderedDict[str, nn.Module] = OrderedDict(flatten=nn.Flatten())

@@ -124,6 +124,15 @@ def test_mlp_hidden_validated(hidden: object) -> None:
     assert err.value.key == "model.options.hidden"
 
 
+@pytest.mark.parametrize("hidden", [[10**29], [2**31], [100_000, 100_000]])
+def test_an_mlp_too_large_to_allocate_is_refused_before_it_is_built(hidden: list[int]) -> None:
+    # widths past int64 gave torch's "Overflow when unpacking long long" traceback, and
+    # 2**31 a 2**31 x 4 weight (32 GB) allocated before anything said no
+    with pytest.raises(ConfigError, match=r"parameters \(at most 1,000,000,000") as err:
+        build_model(ModelConfig("mlp", {"hidden": hidden}), (4,), 2, seed=0)
+    assert err.value.key == "model.options.hidden"
+
+
 @pytest.mark.parametrize("shape", [(60,), (28, 28), (1, 3, 3)])
 def test_cnn_needs_images(shape: tuple[int, ...]) -> None:
     with pytest.raises(ConfigError, match="cnn.*channels, height, width"):
