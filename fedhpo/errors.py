@@ -88,6 +88,11 @@ class DataError(FedhpoError):
     """A dataset cannot be built: missing file, wrong format, bad options."""
 
 
+class DataMissingError(DataError):
+    """A dataset's files are not on this machine (no such file or folder): checks made
+    before a study leave the data to whoever builds it, where it may be."""
+
+
 class StudyError(FedhpoError):
     """A study cannot be opened, found or used as asked."""
 

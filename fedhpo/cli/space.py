@@ -8,7 +8,7 @@ import pandas as pd
 
 from fedhpo.cli._common import add_plugin_arg, console, load_args_plugins
 from fedhpo.cli._format import add_format_arg, print_frame
-from fedhpo.errors import DataError
+from fedhpo.errors import DataMissingError
 from fedhpo.space import SearchSpace, describe, load_space
 from fedhpo.tune import cached_dataset, check_runnable, run_costs
 
@@ -50,11 +50,11 @@ def main(args: argparse.Namespace) -> int:
 
 def _costs(space: SearchSpace) -> str:
     """What a full run of the space's configs costs; the file is valid without its data, so
-    data that cannot be built here (a DataError: a file not on this machine) is said, not
-    raised. Options the dataset refuses were raised by ``check_runnable``."""
+    data whose files are not on this machine is said, not raised (``check_runnable`` raised
+    every other data error)."""
     try:
         dataset = cached_dataset(space.base.data)
-    except DataError as exc:
+    except DataMissingError as exc:
         return f"not computed: the base config's data cannot be built here ({exc})"
     costs = run_costs(space, dataset)
     if costs is None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from fedhpo._yaml import load_yaml
 from fedhpo.config import RunConfig, load_config
-from fedhpo.errors import ConfigError, DataError, FedhpoError, SearchSpaceError
+from fedhpo.errors import ConfigError, DataError, DataMissingError, FedhpoError, SearchSpaceError
 from fedhpo.runs import check_run
 from fedhpo.sim.data import FederatedDataset
 from fedhpo.sim.datasets import check_options
@@ -133,9 +133,8 @@ def check_runnable(space: SearchSpace) -> None:
     base data (the base config's, each ``model.name`` and ``server.optimizer`` choice's, and
     with each kind of value a searched model or server option can take).
 
-    Data that cannot be built here (a DataError: its files are on another machine, say)
-    leaves the checks that need it to whoever builds it; errors about the base config name
-    its file and line."""
+    Data whose files are not on this machine (a DataMissingError) leaves the checks that
+    need it to whoever builds it; errors about the base config name its file and line."""
     _check_names(space)
     _check_data_options(space)
     for owner in OWNERS:
@@ -151,19 +150,20 @@ def check_runnable(space: SearchSpace) -> None:
 
 
 def _base_data(space: SearchSpace) -> FederatedDataset | None:
-    """The base config's data, built (and cached for the search); None if it cannot be built
-    here (a DataError: a file that is not on this machine, say), which `fedhpo tune` says as
-    it builds it next. Options the dataset refuses are a ConfigError in the base config."""
+    """The base config's data, built (and cached for the search); None if its files are not
+    on this machine (a DataMissingError), which `fedhpo tune` says as it builds it next.
+    Options the dataset refuses, files it cannot read and splits it cannot give are errors,
+    in the base config unless they name a data file."""
     try:
         with warnings.catch_warnings():
             if _val_metric(space):
                 # data without validation rows warns as it is built; _check_validation says more
                 warnings.filterwarnings("ignore", "data.val_fraction .* gives no validation rows")
             return cached_dataset(space.base.data)
-    except ConfigError as exc:
-        raise _in_base(space, exc) from None
-    except DataError:
+    except DataMissingError:
         return None
+    except (ConfigError, DataError) as exc:
+        raise _in_base(space, exc) from None
 
 
 def _check_builds(space: SearchSpace, dataset: FederatedDataset) -> None:

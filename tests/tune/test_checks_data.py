@@ -84,13 +84,40 @@ def test_the_clients_that_validate_need_validation_rows(tmp_path):
     check_runnable(load_space(write_space(tmp_path, LR, ok)))
 
 
-def test_data_that_cannot_be_built_here_is_left_to_whoever_builds_it(tmp_path):
+@pytest.mark.parametrize("name", ["csv", "idx", "leaf"])
+def test_data_that_cannot_be_built_here_is_left_to_whoever_builds_it(tmp_path, name):
     # `fedhpo space check` calls a space valid whose data is on another machine
     base = BASE.replace(
         "  name: synthetic\n  options: {alpha: 1.0, beta: 1.0, num_clients: 12}\n",
-        f"  name: csv\n  options: {{path: {tmp_path / 'elsewhere.csv'}}}\n",
+        f"  name: {name}\n  options: {{path: {tmp_path / 'elsewhere'}}}\n",
     )
     check_runnable(load_space(write_space(tmp_path, LR, base)))
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        # a file that is here but cannot be read as the data
+        ("  name: csv\n  options: {path: PATH}\n", "too few to split off a test set"),
+        # a split the data cannot give: more clients than rows
+        (
+            "  name: synthetic\n  options: {alpha: 1.0, beta: 1.0, num_clients: 12}\n"
+            "  partition: {method: iid, num_clients: 100000}\n",
+            "num_clients",
+        ),
+    ],
+)
+def test_data_that_is_here_but_cannot_be_built_is_an_error(tmp_path, data, problem):
+    # only data whose files are not on this machine is left to whoever builds it: `space
+    # check` called these valid, and tune then refused them
+    (tmp_path / "bad.csv").write_text("a,b\n1,x\n")
+    base = BASE.replace(
+        "  name: synthetic\n  options: {alpha: 1.0, beta: 1.0, num_clients: 12}\n",
+        data.replace("PATH", str(tmp_path / "bad.csv")),
+    )
+    with pytest.raises(DataError) as exc:
+        check_runnable(load_space(write_space(tmp_path, LR, base)))
+    assert problem in exc.value.message
 
 
 def test_base_dataset_options_the_dataset_refuses_are_an_error_at_the_base_file(tmp_path):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fedhpo.errors import DataError
+from fedhpo.errors import DataError, DataMissingError
 from fedhpo.sim.data import ArrayData
 from fedhpo.sim.datasets._registry import register_dataset, relative_note
 
@@ -61,7 +61,7 @@ def _idx_file(folder: Path, name: str) -> Path:
     for candidate in (folder / name, folder / f"{name}.gz"):
         if candidate.is_file():
             return candidate
-    raise DataError(
+    raise DataMissingError(
         f"missing {folder / name} (or {name}.gz); an IDX folder needs the files "
         f"{', '.join(_IDX_FILES)}, each optionally gzipped (.gz)",
         key="data.options.path",
@@ -91,7 +91,7 @@ def idx(*, seed: int, path: str, normalize: bool = True) -> ArrayData:
     """
     folder = Path(path)
     if not folder.is_dir():
-        raise DataError(
+        raise DataMissingError(
             f"{folder}{relative_note(folder)} is not a folder; give the folder holding "
             f"{', '.join(_IDX_FILES)}",
             key="data.options.path",

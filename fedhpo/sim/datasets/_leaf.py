@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from fedhpo.errors import DataError
+from fedhpo.errors import DataError, DataMissingError
 from fedhpo.sim.data import ArrayData
 from fedhpo.sim.datasets._registry import _option, register_dataset, relative_note
 
@@ -92,7 +92,7 @@ def _leaf_read(folder: Path, key: str) -> tuple[list[str], list[np.ndarray], lis
     """(user, x, y) of every user with data in the *.json files of ``folder`` (sorted by name)."""
     files = sorted(folder.glob("*.json")) if folder.is_dir() else []
     if not files:
-        raise DataError(
+        raise DataMissingError(
             f"no *.json files in {folder}{relative_note(folder)}; LEAF data needs train/ and "
             "test/ folders of JSON files",
             key=key,

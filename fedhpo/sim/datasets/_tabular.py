@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from fedhpo.errors import DataError
+from fedhpo.errors import DataError, DataMissingError
 from fedhpo.sim.data import ArrayData, stream_rng
 from fedhpo.sim.datasets._registry import _option, register_dataset, relative_note
 from fedhpo.sim.datasets._table_clean import (
@@ -55,7 +55,7 @@ def _read_table(path: str, header: bool, skiprows: int, key: str, skip_option: s
             f"is a folder, not a file; give a {_TABLE_SUFFIXES} file", source=path, key=key
         )
     if not file.is_file():
-        raise DataError(
+        raise DataMissingError(
             f"file not found{relative_note(path)}; give a {_TABLE_SUFFIXES} file",
             source=path,
             key=key,
