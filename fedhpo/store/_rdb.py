@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import optuna
@@ -12,6 +12,7 @@ import sqlalchemy
 from optuna.storages._rdb import models  # the trials table; stable across Optuna 5.x
 from optuna.trial import TrialState
 
+from fedhpo.store import records as rec
 from fedhpo.store.retry import RetryPolicy, call_with_retry
 
 # The backend methods that run one transaction each (the others call these), including the
@@ -40,7 +41,6 @@ _RETRIED = (
     "_get_trials",
     "_get_best_trial_id",
     "record_heartbeat",
-    "_get_stale_trial_ids",
 )
 
 
@@ -52,6 +52,10 @@ class FedhpoStorage(optuna.storages.RDBStorage):
       then writes it, guarded by ``SELECT ... FOR UPDATE``, which SQLite ignores.
     * With a :class:`RetryPolicy`, calls that fail because the server is unreachable are
       retried with backoff instead of failing the trial.
+    * A RUNNING trial that a fedhpo worker recorded itself on but that has no heartbeat yet
+      (the worker died or was stopped between the two) is stale once it started longer ago
+      than the grace period: Optuna's check skips trials without a heartbeat, and workers of a
+      trial budget would wait for it forever.
     """
 
     def __init__(self, url: str, *, retry: RetryPolicy | None = None, **kwargs: Any) -> None:
@@ -100,6 +104,29 @@ class FedhpoStorage(optuna.storages.RDBStorage):
         if not claimed and self.get_trial(trial_id).state.is_finished():
             raise optuna.exceptions.UpdateFinishedTrialError(f"trial {trial_id} is finished")
         return claimed
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        return call_with_retry(lambda: self._stale(study_id), self.retry, "stale trial check")
+
+    def _stale(self, study_id: int) -> list[int]:
+        stale = optuna.storages.RDBStorage._get_stale_trial_ids(self, study_id)
+        assert self.heartbeat_interval is not None  # the check runs with heartbeats only
+        grace = self.grace_period or 2 * self.heartbeat_interval
+        now = datetime.now(timezone.utc).replace(tzinfo=None)  # Optuna stores naive UTC
+        table = models.TrialModel
+        session = self.scoped_session()
+        try:
+            unbeaten = (
+                session.query(table.trial_id)
+                .filter(table.study_id == study_id, table.state == TrialState.RUNNING)
+                .filter(table._datetime_start_utc < now - timedelta(seconds=grace))
+                .filter(~table.heartbeats.any())
+                .filter(table.user_attributes.any(models.TrialUserAttributeModel.key == rec.WORKER))
+                .all()
+            )
+        finally:
+            session.close()
+        return stale + [row[0] for row in unbeaten if row[0] not in stale]
 
 
 def _retrying(name: str) -> Callable[..., Any]:

@@ -43,9 +43,9 @@ from fedhpo.tune._promote import Promotion, promote, promotion_reserve
 from fedhpo.tune._runner import (
     Progress,
     TuneOptions,
-    begin_session,
     check_resumable,
     create_or_resume,
+    hold_session,
     run_trials,
     start_budget,
     wants_calibration,
@@ -149,30 +149,33 @@ def tune(
         limit = None if budget is None else int(budget * full_steps)
         start_budget(space, dataclasses.replace(opts, limit_steps=limit), handle, before, False)
         return optuna.load_study(study_name=name, storage=open_storage(storage))
-    opts = dataclasses.replace(opts, session=begin_session(opts, handle))
-    check = _calibrate(space, opts, handle, progress, log, run, budget, full_steps)
-    reserve = promotion_reserve(space, promote_top, seeds, full_steps, handle)
-    limit = None if budget is None else int(budget * full_steps) - reserve
-    opts = dataclasses.replace(
-        opts, limit_steps=limit, min_rounds=None if check is None else check["chosen"]
-    )
-    done = sum(
-        1
-        for t in handle.get_trials(deepcopy=False)
-        if t.number not in before and t.state.is_finished()
-    )
-    if opts.trials is not None:
-        opts = dataclasses.replace(opts, trials=max(0, opts.trials - done))
-    if progress is not None and done:
-        progress = _counting_from(progress, done)
-    if (opts.trials is None or opts.trials > 0) and (limit is None or limit > 0):
-        run_trials(space, opts, progress, run, before)
-    promoted = 0
-    if promote_top > 0 and not space.is_multi_objective:
-        left = None if budget is None else int(budget * full_steps) - spent_steps(handle, before)
-        promoted = promote(space, opts, log, run, left).steps
-    result = optuna.load_study(study_name=name, storage=open_storage(storage))
-    _record_compute(result, before, full_steps, budget, promoted)
+    with hold_session(opts, handle) as session:  # one tune session of a study at a time
+        opts = dataclasses.replace(opts, session=session)
+        check = _calibrate(space, opts, handle, progress, log, run, budget, full_steps)
+        reserve = promotion_reserve(space, promote_top, seeds, full_steps, handle)
+        limit = None if budget is None else int(budget * full_steps) - reserve
+        opts = dataclasses.replace(
+            opts, limit_steps=limit, min_rounds=None if check is None else check["chosen"]
+        )
+        done = sum(
+            1
+            for t in handle.get_trials(deepcopy=False)
+            if t.number not in before and t.state.is_finished()
+        )
+        if opts.trials is not None:
+            opts = dataclasses.replace(opts, trials=max(0, opts.trials - done))
+        if progress is not None and done:
+            progress = _counting_from(progress, done)
+        if (opts.trials is None or opts.trials > 0) and (limit is None or limit > 0):
+            run_trials(space, opts, progress, run, before)
+        promoted = 0
+        if promote_top > 0 and not space.is_multi_objective:
+            left = (
+                None if budget is None else int(budget * full_steps) - spent_steps(handle, before)
+            )
+            promoted = promote(space, opts, log, run, left).steps
+        result = optuna.load_study(study_name=name, storage=open_storage(storage))
+        _record_compute(result, before, full_steps, budget, promoted)
     return result
 
 

@@ -88,6 +88,7 @@ class Worker:
         on_trial: OnTrial | None = None,
         gate: Gate | None = None,
         batch: int = 1,
+        stopper: Stopper | None = None,
     ) -> None:
         self.study = study
         self.lock = lock
@@ -103,10 +104,12 @@ class Worker:
         self.poll = 1.0
         self._reaped = -math.inf  # when this worker last looked for stale trials
         self.report = WorkerReport()
+        self.stopper = stopper or Stopper()
+        """The stop signals' handling (a job process of ``fedhpo tune`` brings its own)."""
 
     def run(self) -> WorkerReport:
         """The loop; SIGINT/SIGTERM end it after failing the current trial cleanly."""
-        stopper = Stopper()
+        stopper = self.stopper
         # This loop is the study's optimize loop: Study.stop() (GridSampler calls it when the
         # grid is used up) then ends this worker instead of raising.
         self.study._thread_local.in_optimize_loop = True
@@ -115,6 +118,10 @@ class Worker:
                 while not stopper.requested and not self.study._stop_flag:
                     claimed = self._claim()
                     if claimed is None:
+                        break
+                    if stopper.requested and claimed is not _WAIT:  # stopped during the claim
+                        for trial in claimed if isinstance(claimed, list) else [claimed]:
+                            self._interrupted(trial, stopper)  # it never ran: queued again
                         break
                     if claimed is _WAIT:
                         stopper.wait(self.poll)
@@ -147,13 +154,17 @@ class Worker:
         return self.report
 
     def _claim(self) -> Any:
-        """Under the lock: fail stale trials, check the budget, take the next trial."""
-        with self.lock.held():
+        """Under the lock: fail stale trials, check the budget, take the next trial. A stop
+        signal cuts none of it (a stale trial failed but not queued again would be lost): it
+        only keeps a trial from being taken, or has the one taken queued again after."""
+        with self.lock.held(), self.stopper.calm():
             if time.monotonic() - self._reaped >= self.poll:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                     optuna.storages.fail_stale_trials(self.study)
                 self._reaped = time.monotonic()
+            if self.stopper.requested:
+                return None
             budget = load_budget(self.study) or Budget()
             if budget.timeout is not None and budget.started is None:
                 budget = dataclasses.replace(budget, started=time.time())  # the first worker
@@ -292,17 +303,42 @@ class Worker:
 
 
 def budget_left(study: optuna.Study) -> str | None:
-    """Why the study's budget is not used up yet (None if it is): for final checks."""
+    """Why the study's budget is not used up yet (None if it is): for final checks. A spent
+    budget or a passed timeout is used up whatever trials are left unfinished."""
     budget = load_budget(study) or Budget()
     trials = study.get_trials(deepcopy=False)
-    active = [t.number for t in trials if not t.state.is_finished()]
-    if active:
-        return f"trial(s) {active} are not finished"
-    if budget.expired(time.time()) or budget.spent(trials) or budget.trials is None:
+    if budget.expired(time.time()) or budget.spent(trials):
         return None
-    if used(trials) < budget.trials:
+    running = [t.number for t in trials if t.state == TrialState.RUNNING]
+    queued = [t.number for t in trials if t.state == TrialState.WAITING]
+    if running or queued:
+        parts = [f"trial(s) {running} still running"] if running else []
+        return ", ".join(parts + ([f"trial(s) {queued} queued"] if queued else []))
+    if budget.trials is not None and used(trials) < budget.trials:
         return f"{used(trials)} of {budget.trials} trials done"
     return None
+
+
+def reap(study: optuna.Study, lock: StudyLock, who: dict[str, Any], why: str) -> list[int]:
+    """Fail the RUNNING trials of the dead worker ``who`` (its ``identity()``) with the reason
+    ``why`` and queue them again, under the study lock; their numbers. For the parent of a job
+    process that died: it knows at once, where other workers wait for the heartbeat to go
+    stale (a trial another worker failed meanwhile is left to it)."""
+    storage = study._storage
+    out = []
+    with lock.held():
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if t.user_attrs.get(rec.WORKER) != who:
+                continue
+            try:
+                storage.set_trial_user_attr(t._trial_id, rec.STATUS_REASON, why)
+                if not storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
+                    continue
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue
+            RetryTrial()(study, copy.deepcopy(storage.get_trial(t._trial_id)))
+            out.append(t.number)
+    return out
 
 
 def session_outcome(study: optuna.Study, before: set[int]) -> StudyError | None:

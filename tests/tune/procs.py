@@ -85,8 +85,10 @@ def gate(tmp_path: Path) -> Path:
     return tmp_path / "gate.closed"
 
 
-def start(tmp_path: Path, *args: str, name: str) -> subprocess.Popen[str]:
-    """A fedhpo command in its own process, output to ``tmp_path/name.out|.err``."""
+def start(tmp_path: Path, *args: str, name: str, group: bool = False) -> subprocess.Popen[str]:
+    """A fedhpo command in its own process, output to ``tmp_path/name.out|.err``; ``group``:
+    in a process group of its own, as a shell's foreground job (``os.killpg`` then signals
+    it and its job processes together, as Ctrl-C in a terminal does)."""
     env = {**os.environ, "FEDHPO_TEST_GATE": str(gate(tmp_path))}
     return subprocess.Popen(
         [*FEDHPO, *args],
@@ -95,7 +97,39 @@ def start(tmp_path: Path, *args: str, name: str) -> subprocess.Popen[str]:
         stdout=(tmp_path / f"{name}.out").open("w"),
         stderr=(tmp_path / f"{name}.err").open("w"),
         text=True,
+        start_new_session=group,
     )
+
+
+# Plugin "slow_start": imported by a job process of `fedhpo tune --jobs N` (not by the parent),
+# it leaves a file named after its process and waits while the gate is closed: the jobs'
+# start-up takes as long as the test wants (a loaded machine, in QA's report).
+SLOW_START_PLUGIN = """\
+import multiprocessing
+import os
+import time
+from pathlib import Path
+
+if multiprocessing.parent_process() is not None:
+    gate = Path(os.environ["FEDHPO_TEST_GATE"])
+    Path(f"{gate}.{os.getpid()}.started").touch()
+    while gate.exists():
+        time.sleep(0.02)
+"""
+
+
+def started_jobs(tmp_path: Path) -> list[Path]:
+    """The marks of the job processes that imported the slow-start plugin so far."""
+    return sorted(tmp_path.glob(f"{gate(tmp_path).name}.*.started"))
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` still exists (a zombie not yet reaped counts as gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "State:\tZ" not in status
 
 
 def wait_until(what: str, check: Callable[[], Any], timeout: float = 180) -> Any:
@@ -121,6 +155,19 @@ def running_pids(url: str, study: str) -> dict[int, int]:
         for t in trials(url, study)
         if t.state == TrialState.RUNNING and rec.WORKER in t.user_attrs and len(t.params) == 2
     }
+
+
+def held(url: str, study: str, n: int) -> dict[int, int]:
+    """Wait until ``n`` workers each hold a trial behind the closed gate: {pid: trial}."""
+
+    def check() -> dict[int, int] | None:
+        try:
+            pids = running_pids(url, study)
+        except KeyError:  # the study is not created yet
+            return None
+        return pids if len(pids) == n else None
+
+    return wait_until(f"{n} workers inside a trial", check)
 
 
 def finish(procs: list[subprocess.Popen[str]], timeout: float = 240) -> list[int]:

@@ -20,11 +20,10 @@ from tests.tune.procs import (
     finish,
     gate,
     gated_space,
+    held,
     reported,
-    running_pids,
     start,
     trials,
-    wait_until,
 )
 
 PG_URL = os.environ.get("FEDHPO_TEST_POSTGRES_URL")
@@ -32,19 +31,6 @@ needs_pg = pytest.mark.skipif(
     not PG_URL, reason="set FEDHPO_TEST_POSTGRES_URL=postgresql://... to test PostgreSQL workers"
 )
 FAST = ("--heartbeat", "1", "--grace", "3")
-
-
-def _held(url: str, study: str, n: int) -> dict[int, int]:
-    """Wait until ``n`` workers each hold a trial behind the closed gate."""
-
-    def check() -> dict[int, int] | None:
-        try:
-            pids = running_pids(url, study)
-        except KeyError:  # the study is not created yet
-            return None
-        return pids if len(pids) == n else None
-
-    return wait_until(f"{n} workers inside a trial", check)
 
 
 @pytest.mark.slow
@@ -57,13 +43,13 @@ def test_three_postgres_workers_one_killed(monkeypatch, tmp_path) -> None:
     try:
         args = ("worker", "--study", name, "--storage", PG_URL, "--plugin", "gate_plugin")
         procs = [start(tmp_path, *args, *FAST, name=f"w{i}") for i in range(3)]
-        held = _held(PG_URL, name, 3)
+        inside = held(PG_URL, name, 3)
         victim = procs[0].pid
         os.kill(victim, signal.SIGKILL)
         gate(tmp_path).unlink()
         assert finish(procs) == [-signal.SIGKILL, 0, 0]
         figures = check_consistent(PG_URL, name, budget=6)
-        killed = trials(PG_URL, name)[held[victim]]
+        killed = trials(PG_URL, name)[inside[victim]]
         assert killed.state == TrialState.FAIL
         assert figures["failed"] == 1 and figures["retried"] == 1
         # what the surviving workers say they finished is in the database, once each
@@ -80,22 +66,22 @@ def test_sqlite_jobs_survive_a_killed_job(monkeypatch, tmp_path, capsys) -> None
     space = gated_space(tmp_path, monkeypatch)
     args = ("tune", "--space", str(space), "--storage", url, "--study", "k", "--trials", "6")
     proc = start(tmp_path, *args, "--jobs", "2", "--plugin", "gate_plugin", *FAST, name="tune")
-    held = _held(url, "k", 2)  # both jobs started a trial together
+    inside = held(url, "k", 2)  # both jobs started a trial together
     # item 6: while they run, `studies` and `leaderboard` name each trial's worker
     assert main(["studies", "--storage", url, "--format", "json"]) == 0
     assert main(["leaderboard", "k", "--storage", url]) == 0
     out = capsys.readouterr().out
-    for pid in held:
+    for pid in inside:
         assert f"{socket.gethostname()}:{pid}" in out
     assert '"running":2' in out.replace(" ", "")
-    victim = min(held)
+    victim = min(inside)
     os.kill(victim, signal.SIGKILL)
     gate(tmp_path).unlink()
     assert finish([proc]) == [0]
     assert "exit code -9" in (tmp_path / "tune.err").read_text()
     figures = check_consistent(url, "k", budget=6)
     ts = trials(url, "k")
-    assert ts[held[victim]].state == TrialState.FAIL and figures["retried"] == 1
+    assert ts[inside[victim]].state == TrialState.FAIL and figures["retried"] == 1
     base = [t for t in ts if t.user_attrs.get(rec.ORIGIN) and t.state != TrialState.FAIL]
     assert len(base) == 1  # the enqueued base config ran once
     print(f"\nFIGURES sqlite --jobs 2 kill: {figures}")
@@ -108,7 +94,7 @@ def test_stop_signal_fails_the_trial_cleanly_and_exits_0(monkeypatch, tmp_path, 
     tune(space, storage=url, study="s", trials=2, create_only=True)
     args = ("worker", "--study", "s", "--storage", url, "--plugin", "gate_plugin", *FAST)
     proc = start(tmp_path, *args, name="w")
-    (number,) = _held(url, "s", 1).values()
+    (number,) = held(url, "s", 1).values()
     proc.send_signal(sig)
     assert finish([proc]) == [0]
     assert f"stopped by {sig.name}" in (tmp_path / "w.out").read_text()

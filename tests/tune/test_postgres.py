@@ -32,3 +32,19 @@ def test_two_jobs_on_postgres(make_space) -> None:
         assert len(optuna.load_study(study_name=name, storage=URL).trials) == 8
     finally:
         optuna.delete_study(study_name=name, storage=URL)
+
+
+def test_one_tune_session_holds_a_study_on_postgres() -> None:
+    # the session lock is a PostgreSQL advisory lock here: the second session of a study is
+    # refused while the first holds it, another study's is not, and a release frees it
+    from fedhpo.store.budget import SessionLock
+
+    name = f"fedhpo-test-{uuid.uuid4().hex[:8]}"
+    first, second, other = SessionLock(URL, name), SessionLock(URL, name), SessionLock(URL, "x")
+    try:
+        assert first.acquire() and not second.acquire() and other.acquire()
+        first.release()
+        assert second.acquire()
+    finally:
+        for lock in (first, second, other):
+            lock.release()

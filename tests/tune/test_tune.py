@@ -429,6 +429,24 @@ def test_grid_sampler_enumerates_the_grid(make_space, storage) -> None:
     assert points == {(0.01, 1), (0.01, 2), (0.1, 1), (0.1, 2)}
 
 
+def test_a_conditional_grid_runs_each_config_once_and_asking_for_more_is_no_error(
+    make_space, storage
+) -> None:
+    # 2 x 2 sgd configs (momentum 0 or 0.9) and 2 adam ones, not 2 x 2 x 2: a search asking
+    # for more ran the 6 and then said "the search stopped short: 6 of 8 trials done"
+    space = make_space(
+        "  server.optimizer: {type: categorical, choices: [sgd, adam]}\n"
+        "  server.lr: {type: categorical, choices: [0.5, 1.0]}\n"
+        "  server.momentum: {type: float, low: 0.0, high: 0.9, step: 0.9, "
+        "when: {server.optimizer: sgd}}\n",
+        tuner="{sampler: grid, pruner: none, seed: 0, promote: 0}",
+    )
+    study = tune(space, storage=storage, study="c", trials=4, log=lambda _: None)
+    study = tune(space, storage=storage, study="c", trials=12, log=lambda _: None)
+    points = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(points) == len(set(points)) == 6
+
+
 @pytest.mark.parametrize(
     ("metric", "test_rounds"), [("val_loss", [6]), ("test_loss", [1, 2, 3, 4, 5, 6])]
 )

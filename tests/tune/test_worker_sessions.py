@@ -141,3 +141,72 @@ def test_a_stop_while_the_database_is_down_stops_the_worker(tmp_path, monkeypatc
     report = Worker(study, StudyLock(url, "s"), lambda trial: 0.0).run()
     assert report.interrupted == "SIGTERM" and report.states == {}
     assert "stopped by SIGTERM while the database was unreachable" in capsys.readouterr().err
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")
+def test_a_claim_left_without_a_heartbeat_is_failed_and_queued_again_after_the_grace(
+    tmp_path,
+) -> None:
+    # a worker killed between recording itself on its new trial and the trial's first
+    # heartbeat left it RUNNING without one; Optuna's stale check skips such trials, so
+    # workers of a trial budget waited for it forever
+    import datetime
+
+    import sqlalchemy
+
+    from fedhpo.store import Liveness
+    from fedhpo.store import records as rec
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    storage = open_storage(url, liveness=Liveness(interval=1, grace=2))
+    study = optuna.create_study(storage=storage, study_name="s", direction="maximize")
+    save_budget(study, Budget(trials=2, timeout=20))  # the timeout only ends a failing test
+    orphan = study.ask()
+    orphan.suggest_float("x", 0.0, 1.0)
+    orphan.set_user_attr(rec.WORKER, {"host": "elsewhere", "pid": 999999})
+    long_ago = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    with storage.engine.begin() as db:  # it started a minute ago, well past the grace
+        db.execute(
+            sqlalchemy.text("UPDATE trials SET datetime_start = :t WHERE trial_id = :i"),
+            {"t": long_ago - datetime.timedelta(minutes=1), "i": orphan._trial_id},
+        )
+    report = Worker(study, StudyLock(url, "s"), lambda t: t.suggest_float("x", 0.0, 1.0)).run()
+    ts = study.get_trials()
+    assert [t.state for t in ts] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
+    assert ts[0].params in [t.params for t in ts[1:]]  # queued again and run
+    assert sorted(report.states) == [1, 2]
+
+
+def test_a_second_live_tune_session_is_refused_and_a_dead_one_frees_the_study(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    # two `fedhpo tune` of one study at once: the second replaced the first's budget with
+    # its own, counted from the first's progress (6 + 6 trials ran 8 in all, both exit 0)
+    import socket
+
+    from fedhpo.cli.main import main
+    from fedhpo.store.budget import load_budget, used
+    from tests.tune.procs import gate, gated_space, held, start, trials
+
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    space = gated_space(tmp_path, monkeypatch)
+    args = ["tune", "--space", str(space), "--storage", url, "--study", "c", "--trials", "3"]
+    args += ["--plugin", "gate_plugin", "--heartbeat", "1", "--grace", "3", "--timeout", "30"]
+    first = start(tmp_path, *args, name="first")
+    try:
+        held(url, "c", 1)
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert f"{socket.gethostname()}:{first.pid}" in err
+        assert f"fedhpo worker --study c --storage {url}" in err
+        budget = load_budget(optuna.load_study(study_name="c", storage=url))
+        assert budget is not None and budget.trials == 3
+        first.kill()  # a crash: its session is over, its unspent trials go with it
+        assert first.wait() == -signal.SIGKILL
+    finally:
+        if first.poll() is None:
+            first.kill()
+    gate(tmp_path).unlink()
+    assert main(args) == 0  # at once, and "3 trials" means 3 more
+    ts = trials(url, "c")
+    assert used(ts) == 3 and all(t.state.is_finished() for t in ts)
