@@ -37,6 +37,7 @@ from fedhpo.tune import (
     check_no_trials,
     check_resumable,
     check_runnable,
+    check_search_share,
     run_costs,
     tune,
 )
@@ -105,6 +106,11 @@ def main(args: argparse.Namespace) -> int:
     with set_located(args):  # the checks find what --set broke in the base data or model
         check_runnable(space)  # a clear error before the data is built
         dataset = cached_dataset(space.base.data)  # a data error before anything is written
+    if trials != 0:
+        seeds = space.tuner.seeds if args.seeds is None else args.seeds
+        check_search_share(
+            space, args.storage, study_name, budget=budget, promote=promote, seeds=seeds
+        )
     costs = run_costs(space, dataset) if budget else None
     check_resumable(space, args.storage, study_name)  # the storage, and a study to resume
     plan = [f"{trials} trials" if trials else "", f"budget {budget:g} full runs" if budget else ""]

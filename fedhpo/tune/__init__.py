@@ -64,6 +64,7 @@ __all__ = [
     "TuneOptions",
     "cached_dataset",
     "check_no_trials",
+    "check_search_share",
     "check_resumable",
     "check_runnable",
     "full_config",
@@ -131,6 +132,8 @@ def tune(
     name = study if study is not None else Path(space.source).stem
     if trials == 0:
         check_no_trials(space, storage, name, promote=promote_top, create_only=create_only)
+    elif not create_only:
+        check_search_share(space, storage, name, budget=budget, promote=promote_top, seeds=seeds)
     opts = TuneOptions(
         storage=storage,
         study=name,
@@ -177,6 +180,38 @@ def tune(
         result = optuna.load_study(study_name=name, storage=open_storage(storage))
         _record_compute(result, before, full_steps, budget, promoted)
     return result
+
+
+def check_search_share(
+    space: SearchSpace,
+    storage: str | optuna.storages.BaseStorage,
+    study: str,
+    *,
+    budget: float | None,
+    promote: int,
+    seeds: int,
+) -> None:
+    """StudyError, before anything is written, if what promotion sets aside of ``budget``
+    leaves the search less than one trial's run (the base config at the search's fidelity):
+    no trial could complete, so nothing would be promoted or exported."""
+    if budget is None or promote <= 0 or space.is_multi_objective:
+        return
+    dataset = cached_dataset(space.base.data)
+    full = run_steps(space.base, dataset)
+    reserve = promotion_reserve(space, promote, seeds, full, stored_study(storage, study))
+    trial = run_steps(trial_config(space, {}, schedule(space)), dataset)
+    left = int(budget * full) - reserve
+    if left >= trial:
+        return
+    need = math.ceil((reserve + trial) / full * 10) / 10
+    raise StudyError(
+        f"{budget:g} full runs leave the search {max(0, left) / full:.2f} once --promote "
+        f"{promote} --seeds {seeds} sets aside {reserve / full:.2f} (the top configs' other "
+        f"seeds and the base config's {seeds}), less than one trial's run "
+        f"({trial / full:.2f}): no trial could complete; give --budget {need:g} or more, or "
+        "fewer --seeds or --promote",
+        key="--budget",
+    )
 
 
 def check_no_trials(

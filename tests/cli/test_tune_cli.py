@@ -90,6 +90,20 @@ def test_trials_0_for_a_new_study_exits_2_and_writes_nothing(
     assert not (tmp_path / "fedhpo.db").exists()
 
 
+def test_a_budget_promotion_takes_all_of_exits_2_before_the_plan(
+    capsys, tmp_path, monkeypatch
+) -> None:
+    # "1 trials, 1037% of the budget", then nothing to export, exit 0
+    monkeypatch.chdir(tmp_path)
+    _space(tmp_path)
+    argv = ["tune", "--space", "sp.yaml", "--budget", "2", "--promote", "1", "--seeds", "2"]
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert err.startswith("fedhpo: error: `--budget`: 2 full runs leave the search ")
+    assert "less than one trial's run" in err and "give --budget" in err
+    assert not (tmp_path / "fedhpo.db").exists()
+
+
 def test_trials_0_on_an_existing_study_only_promotes(capsys, tmp_path, monkeypatch) -> None:
     # without --promote it ran nothing and replaced the study's compute record with
     # "compute: 0 full-run equivalents"

@@ -6,10 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import optuna
+import pytest
 
 from fedhpo.space import load_space
 from fedhpo.store import records as rec
-from fedhpo.tune import cached_dataset, full_config, run_steps, tune
+from fedhpo.tune import cached_dataset, full_config, run_steps, schedule, trial_config, tune
 from fedhpo.tune._promote import promotion_reserve
 from tests.helpers import LR_MU
 
@@ -118,3 +119,33 @@ def test_a_resumed_search_under_a_budget_spends_the_reserve_it_no_longer_needs(
     full = compute["full_run_steps"]
     assert 2.0 * full <= compute["trial_steps"] < 2.0 * full + full / 6  # a round at most over
     assert compute["trial_steps"] + compute["promotion_steps"] <= 3.0 * full * 1.05
+
+
+def test_a_budget_promotion_leaves_no_search_in_is_refused_before_anything_is_written(
+    make_space, tmp_path
+) -> None:
+    # --budget 3 --promote 1 --seeds 2 set 3.02 full runs aside: the search got nothing, ran
+    # the base config to the first rung, and the session ended with nothing to export
+    # ("1 trials, 1037% of the budget")
+    from fedhpo.errors import StudyError
+
+    space = make_space(LR_MU, tuner=TUNER.replace("pruner: none", "pruner: successive_halving"))
+    db = tmp_path / "never.db"
+    loaded = load_space(space)
+    dataset = cached_dataset(loaded.base.data)
+    full = run_steps(loaded.base, dataset)
+    trial = run_steps(trial_config(loaded, {}, schedule(loaded)), dataset)
+    budget = (promotion_reserve(loaded, 1, 2, full) + trial / 2) / full  # half a trial left
+    with pytest.raises(StudyError, match="less than one trial's run") as exc:
+        tune(space, storage=f"sqlite:///{db}", budget=budget, promote_top=1, seeds=2, log=_quiet)
+    assert exc.value.key == "--budget"
+    assert not db.exists()
+    study = tune(
+        space,
+        storage=f"sqlite:///{db}",
+        budget=budget + 3 * trial / full,
+        promote_top=1,
+        seeds=2,
+        log=_quiet,
+    )
+    assert any(t.state.name == "COMPLETE" for t in study.trials)
