@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from types import FrameType
 
 import optuna
 
@@ -47,16 +51,37 @@ def _threads() -> int:
     return n
 
 
+def _interrupt(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM (``kill PID``) stops a command as Ctrl-C does: its cleanup runs (a pool's
+    processes are stopped, trials queued again), where the default handler ended the process
+    at once (exit 143) and left its child processes running. Commands that handle the signal
+    themselves (a worker, tune's jobs) set their own handler and put this one back."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit code (2 for bad input, 130 for Ctrl-C)."""
+    """Entry point; returns the exit code (2 for bad input, 130 for Ctrl-C or SIGTERM)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # fedhpo prints its own progress
     warnings.showwarning = show_note
     try:
-        # Small models on CPU: one thread per process is several times faster than many.
-        set_threads(_threads())
-        return int(args.func(args) or 0)
+        with _sigterm_as_ctrl_c():
+            # Small models on CPU: one thread per process is several times faster than many.
+            set_threads(_threads())
+            return int(args.func(args) or 0)
     except FedhpoError as exc:
         print(f"fedhpo: error: {exc}", file=sys.stderr)
         return 2

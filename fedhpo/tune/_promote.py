@@ -23,6 +23,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from fedhpo._pools import stop_pool
 from fedhpo.config import RunConfig
 from fedhpo.errors import StudyError
 from fedhpo.plugins import load_plugins
@@ -350,7 +351,7 @@ def _in_pool(
             results = pool.map(_batched, [metric] * len(configs), configs)
         done = list(results)
     except BaseException:
-        _stop(pool)
+        stop_pool(pool)
         raise
     pool.shutdown()
     return done
@@ -375,16 +376,6 @@ def _sigint_ignored() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-def _stop(pool: ProcessPoolExecutor) -> None:
-    """End ``pool`` now: its queued parts are dropped, its running ones killed."""
-    processes = list((pool._processes or {}).values())  # no public handle before Python 3.14
-    pool.shutdown(wait=False, cancel_futures=True)
-    for p in processes:
-        p.terminate()
-    for p in processes:
-        p.join()
 
 
 def _promotion_line(number: int, trial: FrozenTrial, r: dict[str, Any], reused: int = 0) -> str:

@@ -143,8 +143,10 @@ def _running(pid: int) -> bool:
     return "zombie" not in state
 
 
-def test_ctrl_c_during_promotion_is_one_line_and_exit_130(tmp_path: Path) -> None:
-    # Ctrl-C reached the promotion pool's processes too: each printed a full traceback
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_ctrl_c_during_promotion_is_one_line_and_exit_130(tmp_path: Path, how: str) -> None:
+    # Ctrl-C reached the promotion pool's processes too: each printed a full traceback; a
+    # SIGTERM to tune alone ended it with 143 and left the pool's processes running
     (tmp_path / "promotion_gate_plugin.py").write_text(PROMOTION_GATE)
     (tmp_path / "base.yaml").write_text(BASE.replace("{name: logreg}", "{name: promotion_gate}"))
     (tmp_path / "sp.yaml").write_text(
@@ -163,7 +165,10 @@ def test_ctrl_c_during_promotion_is_one_line_and_exit_130(tmp_path: Path) -> Non
     )
     try:
         started = wait_until("a promotion run", lambda: list(tmp_path.glob("started.*")))
-        os.killpg(proc.pid, signal.SIGINT)
+        if how == "ctrl-c":  # a terminal's Ctrl-C: the whole process group
+            os.killpg(proc.pid, signal.SIGINT)
+        else:  # `kill PID`: tune alone
+            os.kill(proc.pid, signal.SIGTERM)
         out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fedhpo import __version__
+from fedhpo._pools import stop_pool
 from fedhpo.bench.quality._problems import Problem, point_key
 from fedhpo.config import RunConfig
 from fedhpo.sim.batch import batch_key, run_batch
@@ -147,7 +148,26 @@ def compute_runs(
     path.parent.mkdir(parents=True, exist_ok=True)
     _end_line(path)
     ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(max(1, jobs), mp_context=ctx) as pool, path.open("a") as out:
+    pool = ProcessPoolExecutor(max(1, jobs), mp_context=ctx)
+    try:
+        _write_passes(pool, chunks, path, lines, start, log)
+    except BaseException:  # Ctrl-C or SIGTERM: the passes not written are dropped, not run on
+        stop_pool(pool)
+        raise
+    pool.shutdown()
+    return lines
+
+
+def _write_passes(
+    pool: ProcessPoolExecutor,
+    chunks: list[list[GridRun]],
+    path: Path,
+    lines: dict[str, dict[str, Any]],
+    start: float,
+    log: Log,
+) -> None:
+    """Run the passes in ``pool`` and append each to ``path`` (and ``lines``) as it ends."""
+    with path.open("a") as out:
         futures = [pool.submit(_run_chunk, [r.config for r in chunk]) for chunk in chunks]
         for done, (chunk, future) in enumerate(zip(chunks, futures, strict=True), 1):
             records, seconds = future.result()
@@ -164,7 +184,6 @@ def compute_runs(
                 out.write(json.dumps(line) + "\n")
             out.flush()
             log(f"  pass {done}/{len(chunks)} done ({time.perf_counter() - start:.0f} s)")
-    return lines
 
 
 def _end_line(path: Path) -> None:
