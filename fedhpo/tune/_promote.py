@@ -7,15 +7,13 @@ the same full-fidelity config and seed; only the other seeds are run.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import math
 import multiprocessing as mp
 import signal
 import statistics
-import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +34,7 @@ from fedhpo.tune._budget import run_steps
 from fedhpo.tune._fidelity import full_config
 from fedhpo.tune._objective import Simulate, cached_dataset, simulate
 from fedhpo.tune._runner import TuneOptions
+from fedhpo.tune._signals import STOP_SIGNALS, stop_signals_held
 
 #: One full run's (objective value, test accuracy, client steps it took when it was made:
 #: 0 for a trial's own run, which the search paid for).
@@ -339,15 +338,16 @@ def _in_pool(
 ) -> list[list[Run]]:
     """:func:`_batched` on each part of ``configs`` in ``workers`` processes.
 
-    A Ctrl-C is the parent's alone: the processes start with SIGINT ignored (inherited from
-    the parent while it starts them, so also while they import torch), and on any exception
-    the parent stops them, where leaving the pool would wait for their runs to end."""
+    A Ctrl-C is the parent's alone: the processes start with the stop signals blocked (the
+    parent's mask while it starts them, so also while they import torch) and ignore SIGINT;
+    the parent gets a Ctrl-C that came meanwhile as the block ends, and on any exception it
+    stops them, where leaving the pool would wait for their runs to end."""
     spawn = mp.get_context("spawn")  # the pool's processes import the plugins themselves
     pool = ProcessPoolExecutor(
         workers, mp_context=spawn, initializer=_start_worker, initargs=(plugins,)
     )
     try:
-        with _sigint_ignored():  # map() submits every part: the processes start now
+        with stop_signals_held():  # map() submits every part: the processes start now
             results = pool.map(_batched, [metric] * len(configs), configs)
         done = list(results)
     except BaseException:
@@ -358,24 +358,12 @@ def _in_pool(
 
 
 def _start_worker(plugins: tuple[str, ...]) -> None:
-    """A promotion process: Ctrl-C is the parent's to handle; import the plugins."""
+    """A promotion process: Ctrl-C is the parent's to handle (ignored here, with any that
+    came while it started, held back since: :func:`stop_signals_held`); SIGTERM, which the
+    parent stops it with, is let in; import the plugins."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     load_plugins(plugins)
-
-
-@contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """SIGINT ignored in the block (and so in the processes started in it); in the main
-    thread only, where handlers live. A Ctrl-C in the block, while processes start, is lost."""
-    previous = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or previous is None:
-        yield  # (None: a handler set outside Python, which could not be put back)
-        return
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _promotion_line(number: int, trial: FrozenTrial, r: dict[str, Any], reused: int = 0) -> str:
