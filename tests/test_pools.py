@@ -8,7 +8,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 
 from fedhpo._pools import stop_pool
-from tests.tune.procs import wait_until
+from tests.tune.procs import alive, wait_until
 
 
 def _forever() -> None:
@@ -22,6 +22,9 @@ def test_stop_pool_kills_the_running_work_and_drops_the_queued() -> None:
     wait_until("the first task to run", futures[0].running)
     processes = list((pool._processes or {}).values())
     assert processes and all(p.is_alive() for p in processes)
+    pids = [p.pid for p in processes]
     stop_pool(pool)  # returns: the running task, which never ends, was killed
-    assert not [p for p in processes if p.is_alive()]
-    assert all(f.cancelled() for f in futures[2:])  # never started
+    # (asked of the OS: the pool's own thread may reap a process before Process.join does,
+    # and is_alive() then still says True)
+    assert not [pid for pid in pids if alive(pid)]
+    assert not [f for f in futures if f.done() and not f.cancelled() and f.exception() is None]

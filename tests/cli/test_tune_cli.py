@@ -143,6 +143,13 @@ def _running(pid: int) -> bool:
     return "zombie" not in state
 
 
+def _as_a_terminal_job() -> None:
+    """SIGINT at its default, as a terminal's foreground job has it: a test run started in the
+    background by a shell without job control (`make test &`) ignores SIGINT, and its
+    children inherit that, so no Ctrl-C would reach the command."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
 def test_ctrl_c_during_promotion_is_one_line_and_exit_130(tmp_path: Path, how: str) -> None:
     # Ctrl-C reached the promotion pool's processes too: each printed a full traceback; a
@@ -162,6 +169,7 @@ def test_ctrl_c_during_promotion_is_one_line_and_exit_130(tmp_path: Path, how: s
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own process group, as a terminal's Ctrl-C reaches it
+        preexec_fn=_as_a_terminal_job,
     )
     try:
         started = wait_until("a promotion run", lambda: list(tmp_path.glob("started.*")))
