@@ -24,10 +24,10 @@ from fedhpo.cli._study_args import (
     retry_from,
 )
 from fedhpo.errors import ConfigError, StudyError
-from fedhpo.store import mask_url, open_storage
+from fedhpo.store import mask_url
 from fedhpo.store import records as rec
 from fedhpo.store.budget import load_budget
-from fedhpo.tune import cached_dataset, identity, join_study, run_steps, run_worker
+from fedhpo.tune import cached_dataset, identity, join_study, run_steps, run_worker, stored_study
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -87,10 +87,8 @@ def _check_new_study_options(args: argparse.Namespace) -> None:
 
 def _records_budget(args: argparse.Namespace) -> bool:
     """Whether study ``--study`` exists and records a budget (without writing anything)."""
-    storage = open_storage(args.storage, retry=retry_from(args), existing=True)
-    if args.study not in set(optuna.get_all_study_names(storage)):
-        return False  # join_study says so, and how to make it
-    return load_budget(optuna.load_study(study_name=args.study, storage=storage)) is not None
+    study = stored_study(args.storage, args.study)  # None: join_study says so, and how to make it
+    return study is not None and load_budget(study) is not None
 
 
 def main(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ from fedhpo.store._storage import (
     check_study_name,
     mask_url,
     open_storage,
+    sqlite_file,
     storage_flag,
 )
 from fedhpo.store.retry import RetryPolicy
@@ -36,6 +37,7 @@ __all__ = [
     "storage_flag",
     "open_storage",
     "records",
+    "sqlite_file",
     "other_trials",
     "pareto_fronts",
     "running_trials",

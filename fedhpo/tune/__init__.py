@@ -78,6 +78,7 @@ __all__ = [
     "run_trials",
     "run_worker",
     "schedule",
+    "stored_study",
     "trial_config",
     "tune",
 ]

@@ -13,10 +13,10 @@ import optuna
 
 from fedhpo.errors import StudyError
 from fedhpo.space import SearchSpace
-from fedhpo.store import Liveness, RetryPolicy, open_storage
+from fedhpo.store import Liveness, RetryPolicy, open_storage, sqlite_file
 from fedhpo.store import records as rec
 from fedhpo.store.budget import Budget, done, load_budget, save_budget
-from fedhpo.store.lock import StudyLock, lock_path
+from fedhpo.store.lock import StudyLock
 from fedhpo.tune._checks import check_runnable
 from fedhpo.tune._objective import cached_dataset
 from fedhpo.tune._runner import TuneOptions, create_or_resume, work
@@ -67,10 +67,10 @@ def stored_study(storage: str | optuna.storages.BaseStorage, study: str) -> optu
 def _database_missing(storage: str) -> bool:
     """A SQLite URL whose file does not exist (False for a URL that names no file)."""
     try:
-        lock = lock_path(storage)  # "<database file>.lock"; None for other backends
+        path = sqlite_file(storage)
     except Exception:  # an unparsable URL: the caller raises open_storage's error about it
         return False
-    return lock is not None and not lock.with_suffix("").exists()
+    return path is not None and not path.exists()
 
 
 def _ensure_budget(opts: TuneOptions, trials: int | None, timeout: float | None) -> Budget:
